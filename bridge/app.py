@@ -1,0 +1,82 @@
+"""Wiring shared by every driver: configuration -> engine -> payload handling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.batch import InvocationResult, Routing, process_invocation
+from bridge.engine import Engine, InvocationContext
+from bridge.events import Invocation, PayloadError, parse_invocation
+from bridge.settings import ConfigurationError, Settings
+from bridge.storage import Storage, s3_client
+
+
+def resolve_command(settings: Settings, arguments: Sequence[str]) -> tuple[str, ...]:
+    """The handler command: arguments take precedence over HANDLER_COMMAND."""
+    command = tuple(arguments) or settings.handler_command
+    if not command:
+        raise ConfigurationError(
+            ["HANDLER_COMMAND: required when no handler command is given as arguments"]
+        )
+    return command
+
+
+@dataclass(frozen=True)
+class App:
+    """A configured engine and the routing rules that feed it; prepared before any event."""
+
+    settings: Settings
+    engine: Engine
+
+    @classmethod
+    def create(cls, settings: Settings, command: Sequence[str]) -> App:
+        """Build the engine with its own S3 client."""
+        storage = Storage(s3_client(settings.transfer_concurrency), settings.transfer_concurrency)
+        return cls(settings, Engine(settings, command, storage))
+
+    @property
+    def routing(self) -> Routing:
+        """Selection and grouping rules from the configuration."""
+        return Routing(
+            self.settings.match_key, self.settings.match_events, self.settings.pull_parent_dirs
+        )
+
+    def process(
+        self, invocation: Invocation, context: InvocationContext | None = None
+    ) -> InvocationResult:
+        """Run every group of a parsed invocation."""
+        return process_invocation(
+            invocation, self.routing, lambda group: self.engine.run_group(group, context)
+        )
+
+    def handle_payload(self, payload: Any, context: InvocationContext | None = None) -> Answer:
+        """Process one Lambda payload exactly as the runtime does."""
+        try:
+            invocation = parse_invocation(payload)
+        except PayloadError as exc:
+            return Answer(error_document("UnrecognizedEvent", str(exc)), is_error=True)
+        result = self.process(invocation, context)
+        error = result.error()
+        if error is not None:
+            return Answer(error, is_error=True)
+        return Answer(result.response(), is_error=False, all_succeeded=result.succeeded)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What goes back to Lambda: a response, or an error document (``is_error``).
+
+    An SQS batch with failed messages is a response (listing them), not an error;
+    ``all_succeeded`` tells the two apart.
+    """
+
+    body: dict[str, Any]
+    is_error: bool
+    all_succeeded: bool = False
+
+
+def error_document(error_type: str, message: str) -> dict[str, Any]:
+    """The Runtime API's error JSON shape."""
+    return {"errorType": error_type, "errorMessage": message, "stackTrace": []}

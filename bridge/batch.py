@@ -1,0 +1,154 @@
+"""Invocation -> groups -> outcomes -> response (DESIGN §7). Pure given ``run_group``.
+
+Modelled on the partial-batch processors of Lambda tooling: every SQS message is
+acknowledged on its own, a bad message never takes the batch down with it, and for FIFO
+queues processing stops at the first failure so ordering is preserved.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.engine import GroupOutcome
+from bridge.events import Invocation, Message, ObjectEvent, Source
+from bridge.groups import ExecutionGroup, group_events, select_events
+from bridge.logs import log
+
+logger = logging.getLogger("bridge.batch")
+
+RunGroup = Callable[[ExecutionGroup], GroupOutcome]
+
+
+@dataclass(frozen=True)
+class Routing:
+    """The settings that decide which events run and how they group."""
+
+    match_key: re.Pattern[str] | None
+    match_events: re.Pattern[str] | None
+    pull_parent_dirs: int
+
+
+@dataclass(frozen=True)
+class MessageFailure:
+    """A message that did not succeed, and why."""
+
+    message_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """Everything that happened to one invocation."""
+
+    invocation: Invocation
+    outcomes: tuple[GroupOutcome, ...]
+    failures: tuple[MessageFailure, ...]
+
+    @property
+    def succeeded(self) -> bool:
+        """Every message succeeded."""
+        return not self.failures
+
+    @property
+    def failed_message_ids(self) -> list[str]:
+        """Ids of the messages to report (SQS) or leave for redelivery (consumer)."""
+        return [f.message_id for f in self.failures if f.message_id is not None]
+
+    def response(self) -> dict[str, Any]:
+        """The Lambda response: the partial batch response for SQS, ``{}`` for direct.
+
+        For a failed direct invocation use ``error()`` instead (it must be an error).
+        """
+        if self.invocation.source is Source.SQS:
+            return {"batchItemFailures": [{"itemIdentifier": i} for i in self.failed_message_ids]}
+        return {}
+
+    def error(self) -> dict[str, Any] | None:
+        """The Runtime API error document for a failed direct invocation, else None."""
+        if self.invocation.source is Source.SQS or self.succeeded:
+            return None
+        reasons = "; ".join(f.reason for f in self.failures)
+        return {
+            "errorType": "ExecutionGroupFailed",
+            "errorMessage": reasons,
+            "stackTrace": [],
+        }
+
+
+def process_invocation(
+    invocation: Invocation, routing: Routing, run_group: RunGroup
+) -> InvocationResult:
+    """Run every group of ``invocation`` and decide which messages failed."""
+    if invocation.fifo:
+        return _process_in_order(invocation, routing, run_group)
+    failures = [_parse_failure(m) for m in invocation.messages if m.error is not None]
+    parsed = [m for m in invocation.messages if m.error is None]
+    outcomes = _run_groups(_events_of(parsed), routing, run_group)
+    failed_groups = [o for o in outcomes if not o.ok]
+    for message in parsed:
+        reasons = [_failure_reason(o) for o in failed_groups if _contributed(message, o)]
+        if reasons:
+            failures.append(MessageFailure(message.message_id, "; ".join(reasons)))
+    return InvocationResult(invocation, tuple(outcomes), tuple(failures))
+
+
+def _process_in_order(
+    invocation: Invocation, routing: Routing, run_group: RunGroup
+) -> InvocationResult:
+    outcomes: list[GroupOutcome] = []
+    failures: list[MessageFailure] = []
+    for index, message in enumerate(invocation.messages):
+        if message.error is not None:
+            failures.append(_parse_failure(message))
+        else:
+            message_outcomes = _run_groups(message.events, routing, run_group)
+            outcomes.extend(message_outcomes)
+            reasons = [_failure_reason(o) for o in message_outcomes if not o.ok]
+            if reasons:
+                failures.append(MessageFailure(message.message_id, "; ".join(reasons)))
+        if failures:
+            reason = f"not processed: an earlier message ({message.message_id}) failed"
+            failures += [
+                MessageFailure(later.message_id, reason)
+                for later in invocation.messages[index + 1 :]
+            ]
+            break
+    return InvocationResult(invocation, tuple(outcomes), tuple(failures))
+
+
+def _run_groups(
+    events: Iterable[ObjectEvent], routing: Routing, run_group: RunGroup
+) -> list[GroupOutcome]:
+    selection = select_events(events, routing.match_key, routing.match_events)
+    for event, why in selection.ignored:
+        log(logger, logging.INFO, "event ignored", bucket=event.bucket, key=event.key, why=why)
+    return [run_group(g) for g in group_events(selection.kept, routing.pull_parent_dirs)]
+
+
+def _events_of(messages: Iterable[Message]) -> list[ObjectEvent]:
+    return [event for message in messages for event in message.events]
+
+
+def _contributed(message: Message, outcome: GroupOutcome) -> bool:
+    if message.message_id is None:  # a direct invocation is a single message
+        return True
+    return message.message_id in outcome.group.message_ids
+
+
+def _failure_reason(outcome: GroupOutcome) -> str:
+    return f"{outcome.group.label}: {outcome.reason}"
+
+
+def _parse_failure(message: Message) -> MessageFailure:
+    log(
+        logger,
+        logging.ERROR,
+        "message cannot be parsed",
+        message_id=message.message_id,
+        why=message.error,
+    )
+    return MessageFailure(message.message_id, f"cannot parse message: {message.error}")

@@ -1,0 +1,272 @@
+"""Command line: argument parsing and mode dispatch (DESIGN §5). Drivers stay thin."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from bridge import __version__
+from bridge.app import App, error_document, resolve_command
+from bridge.engine import Status
+from bridge.events import ObjectEvent
+from bridge.groups import ExecutionGroup, group_prefix, select_events
+from bridge.logs import configure_logging
+from bridge.samples import SHAPES, sample_payload
+from bridge.settings import ConfigurationError, Settings, load_settings
+
+PROG = "s3-event-bridge"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command line: exit 2 with a one-line reason."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``s3-event-bridge`` command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(args)
+    except UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigurationError as exc:
+        for problem in exc.problems:
+            print(f"{PROG}: configuration error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: list[str]) -> int:
+    if args and args[0] in MODES:
+        mode, rest = args[0], args[1:]
+    elif not args or args[0] in ("-h", "--help"):
+        _top_parser().print_help(sys.stdout if args else sys.stderr)
+        return EXIT_OK if args else EXIT_USAGE
+    elif args[0] == "--version":
+        print(f"{PROG} {__version__}")
+        return EXIT_OK
+    elif os.environ.get("AWS_LAMBDA_RUNTIME_API") and "lambda" in MODES:
+        mode, rest = "lambda", ["--", *args]
+    else:
+        raise UsageError(
+            f"unknown mode {args[0]!r} (modes: {', '.join(MODES)}); a bare handler command "
+            "runs lambda mode only when AWS_LAMBDA_RUNTIME_API is set"
+        )
+    parser = _mode_parser(mode)
+    options, command = _split_command(parser, rest)
+    if command and not MODES[mode].takes_command:
+        raise UsageError(f"{mode}: unexpected arguments: {' '.join(command)}")
+    return MODES[mode].run(options, command)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog.removeprefix(PROG + ' ')}: {message}")
+
+
+def _split_command(
+    parser: argparse.ArgumentParser, rest: list[str]
+) -> tuple[argparse.Namespace, list[str]]:
+    """Mode options come first; the handler command follows ``--`` or the first non-option.
+
+    Everything from the command on is left untouched, even arguments that look like options.
+    """
+    if "--" in rest:
+        cut = rest.index("--")
+        options = parser.parse_args(rest[:cut])
+        return options, [*getattr(options, "command", []), *rest[cut + 1 :]]
+    options = parser.parse_args(rest)
+    return options, list(getattr(options, "command", []))
+
+
+# --- modes -------------------------------------------------------------------------------
+
+
+def _configure(command: Sequence[str] | None = None) -> tuple[Settings, tuple[str, ...]]:
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    resolved = resolve_command(settings, command) if command is not None else ()
+    return settings, resolved
+
+
+def _run_mode(options: argparse.Namespace, command: list[str]) -> int:
+    settings, handler = _configure(command)
+    bucket = options.bucket or os.environ.get(settings.bucket_var)
+    if not bucket:
+        raise UsageError(f"run: --bucket is required (or set {settings.bucket_var})")
+    prefix = (
+        options.prefix
+        if options.prefix is not None
+        else os.environ.get(settings.key_prefix_var, "")
+    )
+    app = App.create(settings, handler)
+    outcome = app.engine.run_group(ExecutionGroup(bucket, prefix, ()))
+    return EXIT_OK if outcome.status is not Status.FAILED else EXIT_FAILED
+
+
+def _invoke_mode(options: argparse.Namespace, command: list[str]) -> int:
+    settings, handler = _configure(command)
+    app = App.create(settings, handler)
+    try:
+        payload = _read_event(options.event)
+    except (OSError, ValueError) as exc:
+        _print_json(error_document("InvalidEvent", f"cannot read the event: {exc}"))
+        return EXIT_FAILED
+    answer = app.handle_payload(payload)
+    _print_json(answer.body)
+    return EXIT_OK if answer.all_succeeded else EXIT_FAILED
+
+
+def _read_event(source: str | None) -> Any:
+    if source in (None, "-"):
+        text = sys.stdin.read()
+    else:
+        with open(source, encoding="utf-8") as stream:
+            text = stream.read()
+    return json.loads(text)
+
+
+def _plan_mode(options: argparse.Namespace, command: list[str]) -> int:
+    from bridge.planning import describe_plan
+
+    settings, _ = _configure()
+    event = ObjectEvent(options.bucket, options.key, options.event_name, None, None, None)
+    selection = select_events([event], settings.match_key, settings.match_events)
+    group = ExecutionGroup(
+        options.bucket, group_prefix(options.key, settings.pull_parent_dirs), (event,)
+    )
+    app = App.create(settings, ("plan",))
+    try:
+        plan = app.engine.plan_group(group)
+    except Exception as exc:  # the one failure plan reports: it cannot list
+        print(
+            f"{PROG}: plan: cannot list s3://{group.bucket}/{group.prefix}: {exc}", file=sys.stderr
+        )
+        return EXIT_FAILED
+    ignored = selection.ignored[0][1] if selection.ignored else None
+    report = describe_plan(plan, settings, ignored)
+    if options.json:
+        _print_json(report)
+    else:
+        from bridge.planning import render_plan
+
+        print(render_plan(report))
+    return EXIT_OK
+
+
+def _event_mode(options: argparse.Namespace, command: list[str]) -> int:
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    payload = sample_payload(
+        options.shape,
+        options.bucket,
+        options.key,
+        event_name=options.event_name.removeprefix("s3:"),
+        size=options.size,
+        region=region,
+    )
+    _print_json(payload)
+    return EXIT_OK
+
+
+def _print_json(document: Any) -> None:
+    json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+# --- parsers -----------------------------------------------------------------------------
+
+
+class _Mode:
+    def __init__(
+        self,
+        help_text: str,
+        run: Callable[[argparse.Namespace, list[str]], int],
+        add_arguments: Callable[[argparse.ArgumentParser], None],
+        takes_command: bool,
+    ) -> None:
+        self.help = help_text
+        self.run = run
+        self.add_arguments = add_arguments
+        self.takes_command = takes_command
+
+
+def _run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bucket", help="source bucket (default: the $BUCKET_VAR variable)")
+    parser.add_argument("--prefix", help="group prefix (default: the $KEY_PREFIX_VAR variable)")
+
+
+def _invoke_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--event", metavar="FILE", help="the Lambda event payload (default or '-': stdin)"
+    )
+
+
+def _plan_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bucket", required=True, help="bucket of the triggering object")
+    parser.add_argument("--key", required=True, help="key of the triggering object (decoded)")
+    parser.add_argument(
+        "--event-name", default="ObjectCreated:Put", help="event name (default ObjectCreated:Put)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+
+def _event_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shape", choices=SHAPES, help="payload shape")
+    parser.add_argument("--bucket", required=True, help="bucket name")
+    parser.add_argument("--key", required=True, help="object key (decoded; encoded as AWS does)")
+    parser.add_argument(
+        "--event-name",
+        default="ObjectCreated:Put",
+        help="S3 event name without 's3:' (default ObjectCreated:Put)",
+    )
+    parser.add_argument("--size", type=int, default=1024, help="object size (default 1024)")
+
+
+MODES: dict[str, _Mode] = {
+    "run": _Mode("run one execution group once", _run_mode, _run_args, True),
+    "invoke": _Mode(
+        "process one Lambda event payload and print the response",
+        _invoke_mode,
+        _invoke_args,
+        True,
+    ),
+    "plan": _Mode("dry run: show what a key would trigger", _plan_mode, _plan_args, False),
+    "event": _Mode("print a sample Lambda event payload", _event_mode, _event_args, False),
+}
+
+
+def _mode_parser(mode: str) -> argparse.ArgumentParser:
+    spec = MODES[mode]
+    parser = _Parser(prog=f"{PROG} {mode}", description=spec.help)
+    spec.add_arguments(parser)
+    if spec.takes_command:
+        parser.add_argument(
+            "command", nargs=argparse.REMAINDER, help="handler command (default HANDLER_COMMAND)"
+        )
+    return parser
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = [f"  {name:<8} {spec.help}" for name, spec in MODES.items()]
+    return argparse.ArgumentParser(
+        prog=PROG,
+        usage=f"{PROG} [MODE] [MODE OPTIONS] [--] [HANDLER COMMAND ...]",
+        description="Run a file-in/file-out program on S3 events.\n\nmodes:\n"
+        + "\n".join(lines)
+        + f"\n\n'{PROG} MODE --help' describes a mode. Configuration comes from environment "
+        "variables (see the README).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+if __name__ == "__main__":
+    logging.captureWarnings(True)
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Running the handler subprocess (DESIGN §2 step 8, §4).
+
+No shell is involved. The handler gets its own process group, so a timeout (SIGTERM, then
+SIGKILL after a grace period) reaches every child it started, and nothing it left running
+outlives the group. Its stdout and stderr are forwarded line by line as they come.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from bridge.logs import log
+
+logger = logging.getLogger("bridge.handler")
+
+KILL_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class HandlerResult:
+    """How the handler ended. ``ok`` only for a clean exit with status 0."""
+
+    exit_code: int | None
+    timed_out: bool = False
+    start_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the handler succeeded."""
+        return self.exit_code == 0 and not self.timed_out and self.start_error is None
+
+    def describe(self) -> str:
+        """Why the handler failed (or ``exited 0``)."""
+        if self.start_error is not None:
+            return f"handler could not be started: {self.start_error}"
+        if self.timed_out:
+            return "handler timed out and was stopped"
+        if self.exit_code is not None and self.exit_code < 0:
+            return f"handler was killed by signal {signal.Signals(-self.exit_code).name}"
+        return f"handler exited with status {self.exit_code}"
+
+
+def run_handler(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    timeout: float | None,
+    tags: Mapping[str, str],
+    kill_grace: float = KILL_GRACE_SECONDS,
+) -> HandlerResult:
+    """Run ``command`` with ``env``; stop it after ``timeout`` seconds (None: no limit).
+
+    Output lines are logged with ``tags`` (e.g. the group) and the stream name.
+    """
+    if timeout is not None and timeout <= 0:
+        return HandlerResult(exit_code=None, timed_out=True)
+    try:
+        process = subprocess.Popen(
+            list(command),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return HandlerResult(exit_code=None, start_error=f"{command[0]!r}: {exc.strerror or exc}")
+
+    assert process.stdout is not None and process.stderr is not None
+    forwarders = [
+        _forward(process.stdout, "stdout", tags),
+        _forward(process.stderr, "stderr", tags),
+    ]
+    timed_out = False
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=kill_grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+    finally:
+        # Children the handler left behind would write into a folder about to be removed
+        # and keep its output pipes open: the group ends with the handler.
+        _signal_group(process.pid, signal.SIGKILL)
+        for forwarder in forwarders:
+            forwarder.join(timeout=kill_grace)
+    return HandlerResult(exit_code=process.returncode, timed_out=timed_out)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _forward(stream: IO[bytes], name: str, tags: Mapping[str, str]) -> threading.Thread:
+    context = contextvars.copy_context()  # keeps the request id on forwarded lines
+
+    def pump() -> None:
+        with stream:
+            for raw in stream:
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                log(logger, logging.INFO, line, stream=name, **tags)
+
+    thread = threading.Thread(target=context.run, args=(pump,), daemon=True)
+    thread.start()
+    return thread

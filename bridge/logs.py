@@ -1,0 +1,112 @@
+"""Text or JSON log lines on stderr, with per-invocation context (DESIGN §7, §8).
+
+Use ``log(logger, level, message, **fields)``: fields become ``key=value`` pairs in text
+mode and top-level members in JSON mode. The current request id (a context variable set by
+the drivers) is attached to every line.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped, so a hostile key cannot forge log lines."""
+    return text.translate(_CONTROL)
+
+
+def log(logger: logging.Logger, level: int, message: str, /, **fields: Any) -> None:
+    """Log ``message`` with structured ``fields``."""
+    if logger.isEnabledFor(level):
+        logger.log(level, message, extra={"fields": fields})
+
+
+@contextmanager
+def request_context(value: str | None) -> Iterator[None]:
+    """Attach request id ``value`` to every line logged inside the block (this thread)."""
+    token = request_id.set(value)
+    try:
+        yield
+    finally:
+        request_id.reset(token)
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{seconds}.{int(record.msecs):03d}Z"
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields: dict[str, Any] = getattr(record, "fields", {})
+    return fields
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-01-01T00:00:00.000Z INFO [request] message key=value ...``, for people."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [_timestamp(record), record.levelname]
+        rid = request_id.get()
+        if rid:
+            parts.append(f"[{rid}]")
+        parts.append(printable(record.getMessage()))
+        for key, value in _fields(record).items():
+            parts.append(f"{key}={_text_value(value)}")
+        line = " ".join(parts)
+        if record.exc_info:
+            line += " " + printable(self.formatException(record.exc_info))
+        return line
+
+
+def _text_value(value: Any) -> str:
+    if isinstance(value, str):
+        text = printable(value)
+        return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
+    return printable(json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":")))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``timestamp``, ``level``, ``message``, ``requestId``, fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "timestamp": _timestamp(record),
+            "level": record.levelname,
+            "message": printable(record.getMessage()),
+        }
+        rid = request_id.get()
+        if rid:
+            entry["requestId"] = rid
+        for key, value in _fields(record).items():
+            entry.setdefault(key, printable(value) if isinstance(value, str) else value)
+        if record.exc_info:
+            entry["stackTrace"] = self.formatException(record.exc_info).splitlines()
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(
+    log_format: str = "text", level: str = "INFO", stream: TextIO | None = None
+) -> None:
+    """Send the root logger's records to ``stream`` (stderr) in ``log_format``."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Library chatter (botocore's credential lookups, urllib3 pools) stays out of INFO.
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

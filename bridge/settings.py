@@ -1,0 +1,181 @@
+"""Configuration from environment variables (DESIGN §3), validated together at start-up.
+
+Every problem is collected and reported at once as ``VARIABLE: reason``; regexes and the
+jq program are compiled here, so a bad one never reaches an event.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PlainValidator, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bridge.jqfilter import ExecutionFilter, FilterCompileError
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class ConfigurationError(Exception):
+    """The configuration is invalid; ``problems`` lists one ``VARIABLE: reason`` per issue."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration: " + "; ".join(problems))
+        self.problems = problems
+
+
+def _compile_regex(value: object) -> re.Pattern[str] | None:
+    # pydantic-settings validates defaults too, so None arrives here.
+    if value is None or isinstance(value, re.Pattern):
+        return value
+    try:
+        return re.compile(str(value))
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from exc
+
+
+def _compile_regex_list(value: object) -> tuple[re.Pattern[str], ...]:
+    """Comma-separated regexes (a list or tuple is accepted too, for programmatic use)."""
+    parts = value if isinstance(value, tuple | list) else str(value).split(",")
+    patterns = []
+    for part in parts:
+        if isinstance(part, re.Pattern):
+            patterns.append(part)
+        elif str(part).strip():
+            try:
+                patterns.append(re.compile(str(part).strip()))
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {part.strip()!r}: {exc}") from exc
+    return tuple(patterns)
+
+
+def _split_command(value: object) -> tuple[str, ...]:
+    if isinstance(value, tuple):
+        return value
+    try:
+        return tuple(shlex.split(str(value)))
+    except ValueError as exc:
+        raise ValueError(f"cannot split command line: {exc}") from exc
+
+
+def _env_name(value: object) -> str:
+    name = str(value)
+    if not _ENV_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a valid environment variable name")
+    return name
+
+
+Regex = Annotated[re.Pattern[str] | None, PlainValidator(_compile_regex)]
+RegexList = Annotated[tuple[re.Pattern[str], ...], PlainValidator(_compile_regex_list)]
+Command = Annotated[tuple[str, ...], PlainValidator(_split_command)]
+EnvName = Annotated[str, PlainValidator(_env_name)]
+
+
+class Settings(BaseSettings):
+    """The bridge's configuration; field ``x`` is read from environment variable ``X``."""
+
+    # An empty variable counts as unset, as most shells and Lambda consoles treat it.
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
+
+    match_key: Regex = None
+    match_events: Regex = None
+    pull_parent_dirs: int = 0
+    pull_match_keys: RegexList = ()
+    execution_filter_expr: str | None = None
+    execution_filter_file: Path | None = None
+    target_bucket: str | None = None
+    handler_command: Command = ()
+    root_folder_var: EnvName = "ROOT_FOLDER"
+    bucket_var: EnvName = "BUCKET"
+    key_prefix_var: EnvName = "KEY_PREFIX"
+    handler_timeout: float | None = Field(default=None, gt=0)
+    transfer_concurrency: int = Field(default=16, ge=1, le=1000)
+    skip_unchanged: bool = True
+    max_chain_depth: int = Field(default=16, ge=0)
+    log_format: Literal["text", "json"] = Field(
+        default_factory=lambda: (
+            "json" if os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON" else "text"
+        )
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Compiled from EXECUTION_FILTER_EXPR or EXECUTION_FILTER_FILE; not itself a variable.
+    execution_filter: ExecutionFilter | None = Field(default=None, exclude=True)
+
+    @field_validator("execution_filter_expr")
+    @classmethod
+    def _check_filter_expr(cls, value: str | None) -> str | None:
+        if value is not None:
+            _compile_filter(value)
+        return value
+
+    @field_validator("execution_filter_file")
+    @classmethod
+    def _check_filter_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return value
+        if info.data.get("execution_filter_expr") is not None:
+            raise ValueError("cannot be used together with EXECUTION_FILTER_EXPR; set only one")
+        _compile_filter(_read_filter_file(value))
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Compile the execution filter once the fields are known to be valid."""
+        program = self.execution_filter_expr
+        if program is None and self.execution_filter_file is not None:
+            program = _read_filter_file(self.execution_filter_file)
+        if program is not None:
+            object.__setattr__(self, "execution_filter", ExecutionFilter.compile(program))
+
+    def target_for(self, source_bucket: str) -> str:
+        """The bucket receiving the outputs of a group from ``source_bucket``."""
+        return self.target_bucket or source_bucket
+
+
+def _read_filter_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {exc}") from exc
+
+
+def _compile_filter(program: str) -> None:
+    try:
+        ExecutionFilter.compile(program)
+    except FilterCompileError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the configuration from the environment.
+
+    Raises ``ConfigurationError`` listing every problem, each naming its variable.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None
+
+
+def _describe(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        variable = ".".join(str(part) for part in item["loc"]).upper() or "configuration"
+        cause = item.get("ctx", {}).get("error")
+        reason = str(cause) if isinstance(cause, Exception) else item["msg"]
+        problems.append(f"{variable}: {reason}")
+    return problems

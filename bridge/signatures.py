@@ -1,0 +1,89 @@
+"""Snapshot and diff of the root folder (DESIGN §6) without reading file contents.
+
+After the pull every file's mtime equals its object's LastModified, so recording
+``(size, mtime_ns, inode)`` is enough: a handler that rewrites a file in place (even to the
+same size) moves its mtime, and one that replaces it changes its inode.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.logs import log
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileSignature:
+    """What the snapshot remembers of a file: enough to tell it may have changed."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result) -> FileSignature:
+        """The signature of a ``stat`` result."""
+        return cls(stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+Snapshot = dict[str, FileSignature]
+
+
+def take_snapshot(root: Path, paths: Iterable[str]) -> Snapshot:
+    """Signatures of the pulled files at relative POSIX ``paths`` under ``root``."""
+    return {path: FileSignature.of(os.lstat(root / path)) for path in paths}
+
+
+def changed_files(root: Path, before: Snapshot) -> list[str]:
+    """Relative paths of the regular files under ``root`` that are new or may have changed.
+
+    Symlinks are neither followed nor reported; FIFOs, sockets and devices are ignored.
+    """
+    return sorted(path for path, signature in _regular_files(root) if before.get(path) != signature)
+
+
+def _regular_files(root: Path, relative: str = "") -> Iterator[tuple[str, FileSignature]]:
+    with os.scandir(root / relative if relative else root) as entries:
+        for entry in entries:
+            path = f"{relative}{entry.name}"
+            if not _is_utf8(entry.name):
+                log(logger, logging.WARNING, "output name is not UTF-8: not uploaded", path=path)
+            elif entry.is_dir(follow_symlinks=False):
+                yield from _regular_files(root, path + "/")
+            elif entry.is_file(follow_symlinks=False):
+                yield path, FileSignature.of(entry.stat(follow_symlinks=False))
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.scandir decodes undecodable bytes as lone surrogates
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Digest:
+    """MD5 of a file: hex (compared with plain S3 ETags) and base64 (``Content-MD5``)."""
+
+    hex: str
+    base64: str
+
+
+def md5_of(path: Path) -> Digest:
+    """MD5 of the file at ``path``, read in chunks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return Digest(digest.hexdigest(), base64.b64encode(digest.digest()).decode("ascii"))

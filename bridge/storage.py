@@ -1,0 +1,188 @@
+"""S3 listing, pulls and pushes through boto3 and s3transfer (DESIGN §2 steps 4, 6, 10)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from s3transfer.manager import TransferConfig, TransferManager
+from s3transfer.subscribers import BaseSubscriber
+
+from bridge.paths import ListedObject, PullItem
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+DEPTH_METADATA = "bridge-depth"
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
+
+
+def s3_client(concurrency: int = 16) -> S3Client:
+    """An S3 client on the standard boto3 chain, standard retries, a pool wide enough."""
+    config = Config(retries={"mode": "standard"}, max_pool_connections=max(10, concurrency + 4))
+    return boto3.session.Session().client("s3", config=config)
+
+
+def sqs_client() -> SQSClient:
+    """An SQS client on the standard boto3 chain with standard retries."""
+    config = Config(retries={"mode": "standard"})
+    return boto3.session.Session().client("sqs", config=config)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One output to push: local file, target key, and the headers that go with it."""
+
+    path: Path
+    key: str
+    content_type: str
+    metadata: dict[str, str]
+    content_md5: str | None = None  # base64, single-part uploads only
+
+
+class _KnownSize(BaseSubscriber):
+    """Tell s3transfer the size from the listing, sparing a HeadObject per download."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+
+    def on_queued(self, future: Any, **kwargs: Any) -> None:
+        future.meta.provide_transfer_size(self._size)
+
+
+class _Uploads(TransferManager):
+    # s3transfer refuses ContentMD5 because it cannot apply to a multipart upload as a whole;
+    # the bridge only passes it for single-part uploads (below MULTIPART_THRESHOLD).
+    ALLOWED_UPLOAD_ARGS = [*TransferManager.ALLOWED_UPLOAD_ARGS, "ContentMD5"]  # noqa: RUF012
+
+
+@dataclass
+class _DepthRecorder:
+    """Collects ``bridge-depth`` from GetObject responses, so pulls need no extra HeadObject."""
+
+    depths: dict[tuple[str, str], int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["bridge_object"] = (params.get("Bucket"), params.get("Key"))
+
+    def after(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        target = context.get("bridge_object")
+        if target is None or "Error" in parsed:
+            return
+        depth = parse_depth(parsed.get("Metadata", {}))
+        with self.lock:
+            self.depths[target] = depth
+
+    def take(self, bucket: str, keys: Iterable[str]) -> dict[str, int]:
+        with self.lock:
+            return {k: self.depths.pop((bucket, k)) for k in keys if (bucket, k) in self.depths}
+
+
+def parse_depth(metadata: dict[str, str]) -> int:
+    """The chain depth stored in user metadata; 0 when absent or not a number."""
+    try:
+        return max(0, int(metadata.get(DEPTH_METADATA, "0")))
+    except ValueError:
+        return 0
+
+
+class Storage:
+    """The S3 operations of one engine. Thread-safe; transfers run ``concurrency`` wide."""
+
+    def __init__(self, client: S3Client, concurrency: int) -> None:
+        self.client = client
+        self.concurrency = concurrency
+        self._config = TransferConfig(
+            max_request_concurrency=concurrency,
+            multipart_threshold=MULTIPART_THRESHOLD,
+        )
+        self._depths = _DepthRecorder()
+        events = client.meta.events
+        events.register("before-parameter-build.s3.GetObject", self._depths.before)
+        events.register("after-call.s3.GetObject", self._depths.after)
+
+    def list_objects(self, bucket: str, prefix: str) -> list[ListedObject]:
+        """Every object under ``prefix`` (all pages of ListObjectsV2)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        listed = []
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                listed.append(_listed_object(dict(entry)))
+        return listed
+
+    def pull(self, bucket: str, items: Sequence[PullItem], root: Path) -> dict[str, int]:
+        """Download ``items`` under ``root`` in parallel, streaming to disk.
+
+        Each file's mtime is set to its object's LastModified (the snapshot relies on it).
+        Returns the ``bridge-depth`` of every pulled object, by key.
+        """
+        for folder in {(root / item.path).parent for item in items}:
+            folder.mkdir(parents=True, exist_ok=True)
+        with TransferManager(self.client, self._config) as manager:
+            futures = [
+                manager.download(
+                    bucket,
+                    item.obj.key,
+                    str(root / item.path),
+                    subscribers=[_KnownSize(item.obj.size)],
+                )
+                for item in items
+            ]
+            for future in futures:
+                future.result()
+        for item in items:
+            stamp = item.obj.last_modified_ns
+            os.utime(root / item.path, ns=(stamp, stamp), follow_symlinks=False)
+        return self._depths.take(bucket, (item.obj.key for item in items))
+
+    def push(self, bucket: str, uploads: Sequence[Upload]) -> None:
+        """Upload ``uploads`` to ``bucket`` in parallel."""
+        with _Uploads(self.client, self._config) as manager:
+            futures = []
+            for upload in uploads:
+                extra: dict[str, Any] = {
+                    "ContentType": upload.content_type,
+                    "Metadata": upload.metadata,
+                }
+                if upload.content_md5 is not None:
+                    extra["ContentMD5"] = upload.content_md5
+                futures.append(manager.upload(str(upload.path), bucket, upload.key, extra))
+            for future in futures:
+                future.result()
+
+    def depth_of(self, bucket: str, key: str) -> int:
+        """The chain depth of an object that was not pulled (HeadObject); 0 if it is gone."""
+        try:
+            response = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return 0
+            raise
+        return parse_depth(response.get("Metadata", {}))
+
+    def etags(self, bucket: str, prefix: str) -> dict[str, str]:
+        """ETag (without quotes) of every object under ``prefix``, by key."""
+        return {o.key: o.etag for o in self.list_objects(bucket, prefix)}
+
+
+def _listed_object(entry: dict[str, Any]) -> ListedObject:
+    modified = entry["LastModified"]
+    listing = {k: v for k, v in entry.items() if k != "LastModified"}
+    # ISO 8601 as the AWS CLI prints it, so filters written against its output work here.
+    listing["LastModified"] = modified.isoformat()
+    return ListedObject(
+        key=entry["Key"],
+        size=int(entry.get("Size", 0)),
+        etag=str(entry.get("ETag", "")).strip('"'),
+        last_modified_ns=int(modified.timestamp() * 1_000_000) * 1000,
+        listing=listing,
+    )
