@@ -163,14 +163,17 @@ def _plan_mode(options: argparse.Namespace, command: list[str]) -> int:
 
 def _event_mode(options: argparse.Namespace, command: list[str]) -> int:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    payload = sample_payload(
-        options.shape,
-        options.bucket,
-        options.key,
-        event_name=options.event_name.removeprefix("s3:"),
-        size=options.size,
-        region=region,
-    )
+    try:
+        payload = sample_payload(
+            options.shape,
+            options.bucket,
+            options.key,
+            event_name=options.event_name.removeprefix("s3:"),
+            size=options.size,
+            region=region,
+        )
+    except ValueError as exc:
+        raise UsageError(f"event: {exc}") from None
     _print_json(payload)
     return EXIT_OK
 

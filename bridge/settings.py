@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainValidator, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.jqfilter import ExecutionFilter, FilterCompileError
 
@@ -70,8 +70,11 @@ def _env_name(value: object) -> str:
 
 
 Regex = Annotated[re.Pattern[str] | None, PlainValidator(_compile_regex)]
-RegexList = Annotated[tuple[re.Pattern[str], ...], PlainValidator(_compile_regex_list)]
-Command = Annotated[tuple[str, ...], PlainValidator(_split_command)]
+# NoDecode: these are not JSON; pydantic-settings would otherwise json.loads() a tuple's value.
+RegexList = Annotated[
+    tuple[re.Pattern[str], ...], NoDecode, PlainValidator(_compile_regex_list)
+]
+Command = Annotated[tuple[str, ...], NoDecode, PlainValidator(_split_command)]
 EnvName = Annotated[str, PlainValidator(_env_name)]
 
 

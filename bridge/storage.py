@@ -28,13 +28,21 @@ MULTIPART_THRESHOLD = 8 * 1024 * 1024
 def s3_client(concurrency: int = 16) -> S3Client:
     """An S3 client on the standard boto3 chain, standard retries, a pool wide enough."""
     config = Config(retries={"mode": "standard"}, max_pool_connections=max(10, concurrency + 4))
-    return boto3.session.Session().client("s3", config=config)
+    return _session().client("s3", config=config)
 
 
 def sqs_client() -> SQSClient:
     """An SQS client on the standard boto3 chain with standard retries."""
     config = Config(retries={"mode": "standard"})
-    return boto3.session.Session().client("sqs", config=config)
+    return _session().client("sqs", config=config)
+
+
+def _session() -> boto3.session.Session:
+    # botocore reads only AWS_DEFAULT_REGION; Lambda and most tools also set AWS_REGION.
+    session = boto3.session.Session()
+    if session.region_name is None and os.environ.get("AWS_REGION"):
+        session = boto3.session.Session(region_name=os.environ["AWS_REGION"])
+    return session
 
 
 @dataclass(frozen=True)
