@@ -178,6 +178,27 @@ def _event_mode(options: argparse.Namespace, command: list[str]) -> int:
     return EXIT_OK
 
 
+def _consume_mode(options: argparse.Namespace, command: list[str]) -> int:
+    from bridge.consumer import Consumer, ConsumerOptions
+    from bridge.storage import sqs_client
+
+    settings, handler = _configure(command)
+    consumer = Consumer(
+        ConsumerOptions(
+            queue_url=options.queue_url,
+            workers=options.workers,
+            max_messages=options.max_messages,
+            visibility_timeout=options.visibility_timeout,
+            wait_time=options.wait_time,
+            once=options.once,
+        ),
+        make_app=lambda: App.create(settings, handler),
+        make_sqs=sqs_client,
+    )
+    consumer.install_signal_handlers()
+    return consumer.run()
+
+
 def _print_json(document: Any) -> None:
     json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
@@ -212,6 +233,40 @@ def _invoke_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _consume_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--queue-url", required=True, help="URL of the SQS queue to consume")
+    parser.add_argument(
+        "--workers", type=_bounded(1, 256), default=1, help="parallel loops (default 1)"
+    )
+    parser.add_argument(
+        "--max-messages", type=_bounded(1, 10), default=10, help="per receive (1-10, default 10)"
+    )
+    parser.add_argument(
+        "--visibility-timeout",
+        type=_bounded(1, 43200),
+        help="seconds (default: the queue's own); the heartbeat extends by this much",
+    )
+    parser.add_argument(
+        "--wait-time", type=_bounded(0, 20), default=20, help="long-poll seconds (default 20)"
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="one receive, process it, delete successes, exit"
+    )
+
+
 def _plan_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bucket", required=True, help="bucket of the triggering object")
     parser.add_argument("--key", required=True, help="key of the triggering object (decoded)")
@@ -241,6 +296,7 @@ MODES: dict[str, _Mode] = {
         _invoke_args,
         True,
     ),
+    "consume": _Mode("standalone SQS consumer", _consume_mode, _consume_args, True),
     "plan": _Mode("dry run: show what a key would trigger", _plan_mode, _plan_args, False),
     "event": _Mode("print a sample Lambda event payload", _event_mode, _event_args, False),
 }

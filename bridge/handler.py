@@ -24,6 +24,10 @@ logger = logging.getLogger("bridge.handler")
 
 KILL_GRACE_SECONDS = 5.0
 
+# Process groups of the handlers running now, so a driver can stop them all at shutdown.
+_running: set[int] = set()
+_running_lock = threading.Lock()
+
 
 @dataclass(frozen=True)
 class HandlerResult:
@@ -75,6 +79,8 @@ def run_handler(
         return HandlerResult(exit_code=None, start_error=f"{command[0]!r}: {exc.strerror or exc}")
 
     assert process.stdout is not None and process.stderr is not None
+    with _running_lock:
+        _running.add(process.pid)
     forwarders = [
         _forward(process.stdout, "stdout", tags),
         _forward(process.stderr, "stderr", tags),
@@ -94,9 +100,33 @@ def run_handler(
         # Children the handler left behind would write into a folder about to be removed
         # and keep its output pipes open: the group ends with the handler.
         _signal_group(process.pid, signal.SIGKILL)
+        with _running_lock:
+            _running.discard(process.pid)
         for forwarder in forwarders:
             forwarder.join(timeout=kill_grace)
     return HandlerResult(exit_code=process.returncode, timed_out=timed_out)
+
+
+def stop_all_handlers(kill_grace: float | None = None) -> None:
+    """Stop every running handler: SIGTERM to its process group, SIGKILL after the grace.
+
+    The ``run_handler`` calls involved return as usual, reporting the signal.
+    """
+    with _running_lock:
+        groups = list(_running)
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGTERM)
+
+    def kill_survivors() -> None:
+        with _running_lock:
+            survivors = [pgid for pgid in groups if pgid in _running]
+        for pgid in survivors:
+            _signal_group(pgid, signal.SIGKILL)
+
+    grace = KILL_GRACE_SECONDS if kill_grace is None else kill_grace
+    timer = threading.Timer(grace, kill_survivors)
+    timer.daemon = True
+    timer.start()
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -1,0 +1,259 @@
+"""Standalone SQS consumer driver (DESIGN §10): the engine outside Lambda.
+
+Each worker loop long-polls the queue, turns the received messages into an SQS
+``Invocation``, runs it through the same ``App.process`` as Lambda mode, deletes exactly the
+messages that succeeded and leaves the failed ones to be redelivered. While a batch runs, a
+heartbeat keeps extending the visibility timeout of its messages so a long handler is never
+redelivered mid-run.
+
+Shutdown (SIGTERM/SIGINT): stop receiving; groups already running may finish within one
+visibility timeout (their handlers are stopped after that); groups not yet started are not
+started, and their messages are made visible again at once. A second signal stops the
+handlers immediately.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bridge.app import App
+from bridge.batch import process_invocation
+from bridge.engine import GroupOutcome, Status
+from bridge.events import Invocation, Source, parse_sqs_body
+from bridge.groups import ExecutionGroup
+from bridge.handler import stop_all_handlers
+from bridge.logs import log, request_context
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        DeleteMessageBatchRequestEntryTypeDef,
+        MessageTypeDef,
+    )
+
+logger = logging.getLogger("bridge.consumer")
+
+SHUTDOWN_REASON = "not run: the consumer is shutting down"
+BACKOFF_START, BACKOFF_CAP = 1.0, 60.0
+_SQS_BATCH = 10  # entries per DeleteMessageBatch / ChangeMessageVisibilityBatch call
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    """The ``consume`` mode's options."""
+
+    queue_url: str
+    workers: int = 1
+    max_messages: int = 10
+    visibility_timeout: int | None = None
+    wait_time: int = 20
+    once: bool = False
+
+
+class Consumer:
+    """Runs ``options.workers`` independent receive/process/acknowledge loops."""
+
+    def __init__(
+        self,
+        options: ConsumerOptions,
+        make_app: Callable[[], App],
+        make_sqs: Callable[[], SQSClient],
+    ) -> None:
+        self.options = options
+        self._make_app = make_app
+        self._make_sqs = make_sqs
+        self.stopping = threading.Event()
+        self._hard_stop = threading.Event()
+
+    def run(self) -> int:
+        """Consume until stopped (or once); returns the exit status (0)."""
+        visibility = self.options.visibility_timeout or self._queue_visibility_timeout()
+        workers = [
+            threading.Thread(
+                target=self._worker, args=(index, visibility), name=f"worker-{index}", daemon=True
+            )
+            for index in range(self.options.workers)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            while worker.is_alive():
+                worker.join(timeout=0.2)
+        return 0
+
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """First call: stop receiving and drain. Second call: stop running handlers now."""
+        if self.stopping.is_set():
+            log(logger, logging.WARNING, "second stop request: stopping running handlers")
+            self._hard_stop.set()
+            stop_all_handlers()
+            return
+        log(logger, logging.INFO, "stop requested: finishing running groups", signal=signum)
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        """Route SIGTERM and SIGINT to ``request_stop`` (main thread only)."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def _queue_visibility_timeout(self) -> int:
+        attributes = self._make_sqs().get_queue_attributes(
+            QueueUrl=self.options.queue_url, AttributeNames=["VisibilityTimeout"]
+        )["Attributes"]
+        return int(attributes["VisibilityTimeout"])
+
+    def _worker(self, index: int, visibility: int) -> None:
+        app, sqs = self._make_app(), self._make_sqs()
+        backoff = BACKOFF_START
+        while not self.stopping.is_set():
+            try:
+                messages = self._receive(sqs)
+                if messages:
+                    self._process(app, sqs, messages, visibility)
+                backoff = BACKOFF_START
+            except (ClientError, BotoCoreError) as exc:
+                log(
+                    logger, logging.ERROR, "SQS error, backing off", error=str(exc), seconds=backoff
+                )
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_CAP)
+            if self.options.once:
+                break
+
+    def _receive(self, sqs: SQSClient) -> list[MessageTypeDef]:
+        kwargs: dict[str, Any] = {
+            "QueueUrl": self.options.queue_url,
+            "MaxNumberOfMessages": self.options.max_messages,
+            "WaitTimeSeconds": self.options.wait_time,
+            "MessageSystemAttributeNames": ["ApproximateReceiveCount"],
+        }
+        if self.options.visibility_timeout is not None:
+            kwargs["VisibilityTimeout"] = self.options.visibility_timeout
+        return list(sqs.receive_message(**kwargs).get("Messages", []))
+
+    def _process(
+        self, app: App, sqs: SQSClient, messages: Sequence[MessageTypeDef], visibility: int
+    ) -> None:
+        receipts = {m["MessageId"]: m["ReceiptHandle"] for m in messages}
+        invocation = Invocation(
+            source=Source.SQS,
+            shape="sqs",
+            fifo=self.options.queue_url.endswith(".fifo"),
+            messages=tuple(parse_sqs_body(m["MessageId"], m.get("Body", "")) for m in messages),
+        )
+        heartbeat = _Heartbeat(sqs, self.options.queue_url, receipts, visibility, self)
+        with request_context(f"sqs-batch-{next(iter(receipts))[:8]}"), heartbeat:
+            result = process_invocation(
+                invocation, app.routing, lambda group: self._run_group_or_skip(app, group)
+            )
+
+        failed = set(result.failed_message_ids)
+        not_run = _messages_not_run(result.outcomes)
+        succeeded = [mid for mid in receipts if mid not in failed]
+        released = [mid for mid in receipts if mid in failed and mid in not_run]
+        _delete(sqs, self.options.queue_url, {mid: receipts[mid] for mid in succeeded})
+        _change_visibility(sqs, self.options.queue_url, {m: receipts[m] for m in released}, 0)
+        log(
+            logger,
+            logging.INFO,
+            "batch done",
+            received=len(receipts),
+            deleted=len(succeeded),
+            failed=len(failed) - len(released),
+            released=len(released),
+        )
+
+    def _run_group_or_skip(self, app: App, group: ExecutionGroup) -> GroupOutcome:
+        # Groups not started before a shutdown are not started: their messages are released.
+        if self.stopping.is_set():
+            return GroupOutcome(group, Status.FAILED, SHUTDOWN_REASON)
+        return app.engine.run_group(group)
+
+
+def _messages_not_run(outcomes: Sequence[GroupOutcome]) -> set[str]:
+    return {mid for o in outcomes if o.reason == SHUTDOWN_REASON for mid in o.group.message_ids}
+
+
+class _Heartbeat:
+    """Extends the visibility timeout of a batch's messages while it is processed."""
+
+    def __init__(
+        self,
+        sqs: SQSClient,
+        queue_url: str,
+        receipts: dict[str, str],
+        visibility: int,
+        consumer: Consumer,
+    ) -> None:
+        self._sqs, self._queue_url, self._receipts = sqs, queue_url, receipts
+        self._visibility = visibility
+        self._consumer = consumer
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        # Extend well before expiry: at a third of the timeout, so one failed call is harmless.
+        interval = max(1.0, self._visibility / 3)
+        drain_deadline: float | None = None
+        while not self._done.wait(interval):
+            if self._consumer.stopping.is_set():
+                drain_deadline = drain_deadline or time.monotonic() + self._visibility
+                if time.monotonic() >= drain_deadline:
+                    log(logger, logging.WARNING, "drain time over: stopping running handlers")
+                    stop_all_handlers()
+                    return
+            try:
+                _change_visibility(self._sqs, self._queue_url, self._receipts, self._visibility)
+            except (ClientError, BotoCoreError) as exc:
+                log(logger, logging.WARNING, "visibility heartbeat failed", error=str(exc))
+
+
+def _chunks(items: dict[str, str]) -> list[list[tuple[str, str]]]:
+    pairs = list(items.items())
+    return [pairs[i : i + _SQS_BATCH] for i in range(0, len(pairs), _SQS_BATCH)]
+
+
+def _delete(sqs: SQSClient, queue_url: str, receipts: dict[str, str]) -> None:
+    for chunk in _chunks(receipts):
+        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(i), "ReceiptHandle": r} for i, (_, r) in enumerate(chunk)
+        ]
+        response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+        for failure in response.get("Failed", []):
+            mid = chunk[int(failure["Id"])][0]
+            log(
+                logger,
+                logging.ERROR,
+                "could not delete message (it will be redelivered)",
+                message_id=mid,
+                error=failure.get("Message", failure.get("Code")),
+            )
+
+
+def _change_visibility(
+    sqs: SQSClient, queue_url: str, receipts: dict[str, str], timeout: int
+) -> None:
+    for chunk in _chunks(receipts):
+        entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
+            {"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": timeout}
+            for i, (_, r) in enumerate(chunk)
+        ]
+        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
