@@ -1,0 +1,316 @@
+"""End to end over real HTTP: bucket notifications -> SQS -> `s3-event-bridge consume`.
+
+The moto server runs in its own process; S3 delivers notifications (with prefix/suffix
+filters) to SQS queues with DLQs; the consumer runs as a subprocess with real handlers.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import MotoServer, bridge_command, subprocess_env
+
+HANDLERS = Path(__file__).parent / "e2e_handlers"
+COUNTED = HANDLERS / "counted.py"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@dataclass
+class Step:
+    """A bucket whose notifications feed a queue (with a DLQ), as a deployment would."""
+
+    s3: Any
+    sqs: Any
+    bucket: str
+    queue_url: str
+    dlq_url: str
+
+    def depth(self, url: str | None = None) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def put(self, key: str, body: bytes | str) -> None:
+        self.s3.put_object(
+            Bucket=self.bucket, Key=key, Body=body.encode() if isinstance(body, str) else body
+        )
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            body: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+        return body
+
+    def versions(self, key: str) -> list[dict[str, Any]]:
+        listed = self.s3.list_object_versions(Bucket=self.bucket, Prefix=key)
+        return [v for v in listed.get("Versions", []) if v["Key"] == key]
+
+
+def make_step(
+    s3: Any,
+    sqs: Any,
+    name: str,
+    prefix: str = "",
+    suffix: str = "",
+    visibility: int = 10,
+    max_receive: int = 2,
+) -> Step:
+    """Bucket -> notification (prefix/suffix filter) -> queue with DLQ and redrive policy."""
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue_url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(visibility),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive)}
+            ),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    rules = [{"Name": "prefix", "Value": prefix}] if prefix else []
+    rules += [{"Name": "suffix", "Value": suffix}] if suffix else []
+    config: dict[str, Any] = {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}
+    if rules:
+        config["Filter"] = {"Key": {"FilterRules": rules}}
+    s3.put_bucket_notification_configuration(
+        Bucket=name, NotificationConfiguration={"QueueConfigurations": [config]}
+    )
+    return Step(s3, sqs, name, queue_url, dlq_url)
+
+
+class Consumer:
+    """`s3-event-bridge consume` as a subprocess; its stderr goes to a log file."""
+
+    def __init__(self, step: Step, log: Path, handler: list[str], *args: str, **env: str):
+        self.log = log
+        self._stream = log.open("wb")
+        command = [
+            *bridge_command(), "consume", "--queue-url", step.queue_url, "--wait-time", "1",
+            *args, "--", *handler,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, env=subprocess_env(**env), stdout=subprocess.DEVNULL, stderr=self._stream
+        )
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=60)
+        finally:
+            self._stream.close()
+        return code
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture
+def consumers() -> Iterator[list[Consumer]]:
+    started: list[Consumer] = []
+    yield started
+    for consumer in started:
+        if consumer.process.poll() is None:
+            consumer.process.kill()
+            consumer.process.wait()
+
+
+def runs(path: Path) -> list[list[str]]:
+    """The triggering keys of every handler run so far."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_single_step(
+    aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
+) -> None:
+    """Upload -> notification -> consumer -> output; the TestEvent and the event are deleted."""
+    step = make_step(s3, sqs, "single-step", prefix="in/", suffix=".txt")
+    runs_file = tmp_path / "runs.jsonl"
+    consumer = Consumer(
+        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
+        RUNS_FILE=str(runs_file), MATCH_KEY=r"^in/[^/]+\.txt$",
+    )  # fmt: skip
+    consumers.append(consumer)
+    step.put("in/red flower+1.txt", "hello")
+
+    assert wait_for(lambda: step.read("in/out/red flower+1.txt"), what="output") == b"HELLO"
+    wait_for(lambda: step.depth() == 0, what="queue drained")
+    assert consumer.stop() == 0
+    assert runs(runs_file) == [["in/red flower+1.txt"]]
+    assert step.depth(step.dlq_url) == 0
+    assert "batch done" in consumer.output()
+
+
+def test_failing_handler_reaches_dlq_and_worker_stays_up(
+    aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
+) -> None:
+    """A message whose handler always fails is retried maxReceiveCount times, then DLQ'd."""
+    step = make_step(s3, sqs, "failing-step", prefix="in/", visibility=1, max_receive=2)
+    runs_file = tmp_path / "runs.jsonl"
+    consumer = Consumer(
+        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
+        RUNS_FILE=str(runs_file), BEHAVIOUR="fail-bad", MATCH_KEY=r"^in/[^/]+$",
+    )  # fmt: skip
+    consumers.append(consumer)
+    step.put("in/bad.txt", "x")
+
+    wait_for(lambda: step.depth(step.dlq_url) == 1, timeout=45, what="message in the DLQ")
+    dead = sqs.receive_message(QueueUrl=step.dlq_url, MaxNumberOfMessages=1)["Messages"][0]
+    assert "in%2Fbad.txt" in dead["Body"]  # moto URL-encodes keys, "/" included
+    assert [r for r in runs(runs_file) if r == ["in/bad.txt"]] == [["in/bad.txt"]] * 2
+    assert step.read("in/out/bad.txt") is None
+
+    # The worker is still up and processes the next message normally.
+    assert consumer.process.poll() is None
+    step.put("in/good.txt", "fine")
+    assert wait_for(lambda: step.read("in/out/good.txt"), what="good output") == b"FINE"
+    assert consumer.stop() == 0
+    assert "handler exited with status 1" in consumer.output()
+
+
+def test_long_handler_is_not_run_twice(
+    aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
+) -> None:
+    """A handler running 3x the visibility timeout is not redelivered: the heartbeat holds it."""
+    step = make_step(s3, sqs, "slow-step", prefix="in/", visibility=2)
+    runs_file = tmp_path / "runs.jsonl"
+    consumer = Consumer(
+        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)], "--workers", "2",
+        RUNS_FILE=str(runs_file), SLEEP="6", MATCH_KEY=r"^in/[^/]+$",
+    )  # fmt: skip
+    consumers.append(consumer)
+    step.put("in/slow.txt", "zzz")
+
+    assert wait_for(lambda: step.read("in/out/slow.txt"), timeout=45, what="output") == b"ZZZ"
+    wait_for(lambda: step.depth() == 0, what="queue drained")
+    assert consumer.stop() == 0
+    assert runs(runs_file) == [["in/slow.txt"]]
+
+
+def test_sigterm_during_handler_loses_nothing(
+    aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
+) -> None:
+    """SIGTERM while a handler runs: the group finishes, its output lands, the message goes."""
+    step = make_step(s3, sqs, "stopping-step", prefix="in/", visibility=20)
+    runs_file = tmp_path / "runs.jsonl"
+    consumer = Consumer(
+        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
+        RUNS_FILE=str(runs_file), SLEEP="3", MATCH_KEY=r"^in/[^/]+$",
+    )  # fmt: skip
+    consumers.append(consumer)
+    step.put("in/precious.txt", "keep me")
+    wait_for(lambda: runs(runs_file), what="handler started")
+
+    consumer.process.send_signal(signal.SIGTERM)
+    assert consumer.stop() == 0
+    assert step.read("in/out/precious.txt") == b"KEEP ME"
+    # What is left is only the notification of the output itself (nobody consumes it now).
+    left = sqs.receive_message(QueueUrl=step.queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert ["out" in m["Body"] and "in%2Fprecious.txt" not in m["Body"] for m in left] == [True]
+    assert "stop requested" in consumer.output()
+
+
+def test_deterministic_self_trigger_reaches_a_fixed_point(
+    aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
+) -> None:
+    """Outputs re-trigger the step; identical outputs are not uploaded, so the loop stops."""
+    step = make_step(s3, sqs, "fixed-point", prefix="data/")
+    runs_file = tmp_path / "runs.jsonl"
+    consumer = Consumer(
+        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
+        RUNS_FILE=str(runs_file), BEHAVIOUR="summary",
+    )  # fmt: skip
+    consumers.append(consumer)
+    step.put("data/a.txt", "a")
+
+    wait_for(lambda: len(runs(runs_file)) >= 2, what="the re-triggered run")
+    wait_for(lambda: step.depth() == 0, what="queue drained")
+    time.sleep(2)  # room for a (wrong) third round to show up
+    assert consumer.stop() == 0
+    assert runs(runs_file) == [["data/a.txt"], ["data/summary.txt"]]
+    assert len(step.versions("data/summary.txt")) == 1
+    assert step.read("data/summary.txt") == b"a.txt\n"
+
+
+def test_non_deterministic_self_trigger_stops_at_max_chain_depth(
+    aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
+) -> None:
+    """Ever-changing outputs loop until MAX_CHAIN_DEPTH; the last event lands in the DLQ."""
+    step = make_step(s3, sqs, "runaway", prefix="data/", visibility=1, max_receive=2)
+    runs_file = tmp_path / "runs.jsonl"
+    consumer = Consumer(
+        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
+        RUNS_FILE=str(runs_file), BEHAVIOUR="random", MAX_CHAIN_DEPTH="3",
+    )  # fmt: skip
+    consumers.append(consumer)
+    step.put("data/seed.txt", "go")
+
+    wait_for(lambda: step.depth(step.dlq_url) == 1, timeout=60, what="message in the DLQ")
+    wait_for(lambda: step.depth() == 0, what="queue drained")
+    assert consumer.stop() == 0
+    # seed (depth 0) -> random.txt at depths 1, 2, 3; the depth-3 trigger is refused.
+    assert runs(runs_file) == [["data/seed.txt"], ["data/random.txt"], ["data/random.txt"]]
+    head = s3.head_object(Bucket=step.bucket, Key="data/random.txt")
+    assert head["Metadata"]["bridge-depth"] == "3"
+    assert len(step.versions("data/random.txt")) == 3
+    assert "chain depth limit reached" in consumer.output()
+
+
+def test_sigterm_releases_groups_not_yet_started(
+    aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
+) -> None:
+    """Groups of the batch not started before SIGTERM are not run; their message is released."""
+    step = make_step(s3, sqs, "release-step", prefix="in/", visibility=30)
+    step.put("in/a/first.txt", "one")
+    step.put("in/b/second.txt", "two")  # another prefix: a second group, after the first
+    runs_file = tmp_path / "runs.jsonl"
+    consumer = Consumer(
+        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
+        RUNS_FILE=str(runs_file), SLEEP="3",
+    )  # fmt: skip
+    consumers.append(consumer)
+    wait_for(lambda: runs(runs_file), what="first handler started")
+
+    consumer.process.send_signal(signal.SIGTERM)
+    assert consumer.stop() == 0
+    assert runs(runs_file) == [["in/a/first.txt"]]
+    assert step.read("in/a/out/first.txt") == b"ONE"
+    # Released at once (visibility 0), not after the 30 s visibility timeout.
+    left = sqs.receive_message(QueueUrl=step.queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert any("in%2Fb%2Fsecond.txt" in m["Body"] for m in left)
+    assert not any("in%2Fa%2Ffirst.txt" in m["Body"] for m in left)
+    assert "released=1" in consumer.output()
