@@ -105,7 +105,7 @@ def _process_in_order(
         if message.error is not None:
             failures.append(_parse_failure(message))
         else:
-            message_outcomes = _run_groups(message.events, routing, run_group)
+            message_outcomes = _run_groups(message.events, routing, run_group, stop_on_failure=True)
             outcomes.extend(message_outcomes)
             reasons = [_failure_reason(o) for o in message_outcomes if not o.ok]
             if reasons:
@@ -121,12 +121,20 @@ def _process_in_order(
 
 
 def _run_groups(
-    events: Iterable[ObjectEvent], routing: Routing, run_group: RunGroup
+    events: Iterable[ObjectEvent],
+    routing: Routing,
+    run_group: RunGroup,
+    stop_on_failure: bool = False,
 ) -> list[GroupOutcome]:
     selection = select_events(events, routing.match_key, routing.match_events)
     for event, why in selection.ignored:
         log(logger, logging.INFO, "event ignored", bucket=event.bucket, key=event.key, why=why)
-    return [run_group(g) for g in group_events(selection.kept, routing.pull_parent_dirs)]
+    outcomes = []
+    for group in group_events(selection.kept, routing.pull_parent_dirs):
+        outcomes.append(run_group(group))
+        if stop_on_failure and not outcomes[-1].ok:
+            break
+    return outcomes
 
 
 def _events_of(messages: Iterable[Message]) -> list[ObjectEvent]:

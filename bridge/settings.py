@@ -71,9 +71,7 @@ def _env_name(value: object) -> str:
 
 Regex = Annotated[re.Pattern[str] | None, PlainValidator(_compile_regex)]
 # NoDecode: these are not JSON; pydantic-settings would otherwise json.loads() a tuple's value.
-RegexList = Annotated[
-    tuple[re.Pattern[str], ...], NoDecode, PlainValidator(_compile_regex_list)
-]
+RegexList = Annotated[tuple[re.Pattern[str], ...], NoDecode, PlainValidator(_compile_regex_list)]
 Command = Annotated[tuple[str, ...], NoDecode, PlainValidator(_split_command)]
 EnvName = Annotated[str, PlainValidator(_env_name)]
 
@@ -95,7 +93,7 @@ class Settings(BaseSettings):
     root_folder_var: EnvName = "ROOT_FOLDER"
     bucket_var: EnvName = "BUCKET"
     key_prefix_var: EnvName = "KEY_PREFIX"
-    handler_timeout: float | None = Field(default=None, gt=0)
+    handler_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     transfer_concurrency: int = Field(default=16, ge=1, le=1000)
     skip_unchanged: bool = True
     max_chain_depth: int = Field(default=16, ge=0)
@@ -121,7 +119,9 @@ class Settings(BaseSettings):
     def _check_filter_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None:
             return value
-        if info.data.get("execution_filter_expr") is not None:
+        # An EXECUTION_FILTER_EXPR that failed its own validation is absent from info.data,
+        # yet it was set: the two are still exclusive.
+        if info.data.get("execution_filter_expr", "(invalid)") is not None:
             raise ValueError("cannot be used together with EXECUTION_FILTER_EXPR; set only one")
         _compile_filter(_read_filter_file(value))
         return value

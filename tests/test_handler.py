@@ -1,0 +1,306 @@
+"""Unit tests for bridge.handler: running the handler as a real subprocess (DESIGN §2 step 8)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge.handler import HandlerResult, run_handler
+from bridge.logs import request_context, request_id
+
+TAGS = {"group": "s3://bkt/in/"}
+GUARD_SECONDS = 30.0  # a guard against hanging, never a timing assertion
+
+
+def python(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", ""), **extra}
+
+
+def wait_for_file(path: Path) -> str:
+    deadline = time.monotonic() + GUARD_SECONDS
+    while time.monotonic() < deadline:
+        if path.exists() and (text := path.read_text()).endswith("\n"):
+            return text.strip()
+        time.sleep(0.02)
+    raise AssertionError(f"{path} was never written")
+
+
+def is_gone(pid: int) -> bool:
+    """The process no longer runs: it does not exist, or it is a zombie awaiting its reaper."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def wait_until_gone(pid: int) -> None:
+    """Killing is asynchronous: wait (with a guard) until ``pid`` no longer runs."""
+    deadline = time.monotonic() + GUARD_SECONDS
+    while not is_gone(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"process {pid} survived its handler")
+        time.sleep(0.02)
+
+
+def spawn_grandchild(pid_file: Path, then: str = "") -> list[str]:
+    """A handler that starts a sleeping grandchild, records its pid, then runs ``then``."""
+    code = f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        with open({str(pid_file)!r}, "w") as f:
+            f.write(f"{{child.pid}}\\n")
+    """
+    return python(textwrap.dedent(code) + then)
+
+
+# --------------------------------------------------------------------------- exit status
+
+
+def test_exit_zero_is_ok() -> None:
+    result = run_handler(python("pass"), env(), timeout=GUARD_SECONDS, tags=TAGS)
+    assert result == HandlerResult(exit_code=0)
+    assert result.ok
+    assert result.describe() == "handler exited with status 0"
+
+
+def test_no_timeout_runs_to_completion() -> None:
+    result = run_handler(python("import sys; sys.exit(0)"), env(), timeout=None, tags=TAGS)
+    assert result.ok
+
+
+def test_non_zero_exit_fails() -> None:
+    result = run_handler(python("import sys; sys.exit(3)"), env(), timeout=GUARD_SECONDS, tags=TAGS)
+    assert result == HandlerResult(exit_code=3)
+    assert not result.ok
+    assert result.describe() == "handler exited with status 3"
+
+
+def test_killed_by_signal_fails() -> None:
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    result = run_handler(python(code), env(), timeout=GUARD_SECONDS, tags=TAGS)
+    assert result.exit_code == -signal.SIGKILL
+    assert not result.ok
+    assert result.describe() == "handler was killed by signal SIGKILL"
+
+
+def test_nonexistent_command_is_a_start_error(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-handler")
+    result = run_handler([missing, "arg"], env(), timeout=GUARD_SECONDS, tags=TAGS)
+    assert result.exit_code is None
+    assert not result.timed_out
+    assert result.start_error == f"{missing!r}: No such file or directory"
+    assert not result.ok
+    assert result.describe() == (
+        f"handler could not be started: {missing!r}: No such file or directory"
+    )
+
+
+def test_non_executable_command_is_a_start_error(tmp_path: Path) -> None:
+    script = tmp_path / "handler.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o644)
+    result = run_handler([str(script)], env(), timeout=GUARD_SECONDS, tags=TAGS)
+    assert result.start_error is not None
+    assert "Permission denied" in result.start_error
+    assert not result.ok
+
+
+def test_arguments_are_passed_without_a_shell(tmp_path: Path) -> None:
+    out = tmp_path / "argv.txt"
+    code = f"import sys; open({str(out)!r}, 'w').write(repr(sys.argv[1:]))"
+    args = ["$HOME", "a b", "*", "'quoted'", "; echo no"]
+    result = run_handler([*python(code), *args], env(), timeout=GUARD_SECONDS, tags=TAGS)
+    assert result.ok
+    assert out.read_text() == repr(args)
+
+
+def test_environment_is_passed_through(tmp_path: Path) -> None:
+    out = tmp_path / "env.txt"
+    code = f"""
+        import os
+        with open({str(out)!r}, "w") as f:
+            f.write(os.environ["ROOT_FOLDER"] + "|" + os.environ["BUCKET"] + "|")
+            f.write(str("NOT_GIVEN" in os.environ))
+    """
+    os.environ["NOT_GIVEN"] = "leak"
+    try:
+        result = run_handler(
+            python(code),
+            env(ROOT_FOLDER="/tmp/root é", BUCKET="bkt"),
+            timeout=GUARD_SECONDS,
+            tags=TAGS,
+        )
+    finally:
+        del os.environ["NOT_GIVEN"]
+    assert result.ok
+    # Exactly the given environment: nothing of the caller's own is added.
+    assert out.read_text() == "/tmp/root é|bkt|False"
+
+
+def test_stdin_is_empty() -> None:
+    code = "import sys; sys.exit(0 if sys.stdin.read() == '' else 1)"
+    assert run_handler(python(code), env(), timeout=GUARD_SECONDS, tags=TAGS).ok
+
+
+# --------------------------------------------------------------------------- timeouts
+
+
+@pytest.mark.parametrize("timeout", [0, -1, -0.5])
+def test_no_time_left_means_timed_out_without_starting(tmp_path: Path, timeout: float) -> None:
+    marker = tmp_path / "started"
+    code = f"open({str(marker)!r}, 'w').close()"
+    result = run_handler(python(code), env(), timeout=timeout, tags=TAGS)
+    assert result == HandlerResult(exit_code=None, timed_out=True)
+    assert not result.ok
+    assert result.describe() == "handler timed out and was stopped"
+    assert not marker.exists()
+
+
+def test_timeout_stops_the_whole_process_group(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    command = spawn_grandchild(pid_file, then="time.sleep(300)\n")
+    result = run_handler(command, env(), timeout=2.0, tags=TAGS, kill_grace=GUARD_SECONDS)
+    assert result.timed_out
+    assert not result.ok
+    assert result.exit_code == -signal.SIGTERM  # stopped by SIGTERM, within the grace
+    assert result.describe() == "handler timed out and was stopped"
+    wait_until_gone(int(wait_for_file(pid_file)))
+
+
+def test_child_ignoring_sigterm_is_killed_after_grace(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    code = f"""
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with open({str(ready)!r}, "w") as f:
+            f.write("ready\\n")
+        while True:
+            time.sleep(1)
+    """
+    result = run_handler(python(code), env(), timeout=2.0, tags=TAGS, kill_grace=0.5)
+    assert wait_for_file(ready) == "ready"  # it really was ignoring SIGTERM by then
+    assert result.timed_out
+    assert result.exit_code == -signal.SIGKILL
+    assert result.describe() == "handler timed out and was stopped"
+
+
+def test_background_children_are_killed_after_a_clean_exit(tmp_path: Path) -> None:
+    # The grandchild also inherited stdout/stderr: forwarding must not wait for it either.
+    pid_file = tmp_path / "grandchild.pid"
+    result = run_handler(spawn_grandchild(pid_file), env(), timeout=GUARD_SECONDS, tags=TAGS)
+    assert result == HandlerResult(exit_code=0)
+    grandchild = int(wait_for_file(pid_file))
+    wait_until_gone(grandchild)
+
+
+# --------------------------------------------------------------------------- output forwarding
+
+
+def test_output_lines_are_logged_with_tags_and_stream(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bridge.handler")
+    code = """
+        import sys
+        print("first out", flush=True)
+        print("an error line", file=sys.stderr, flush=True)
+        sys.stdout.write("no newline at the end")
+    """
+    result = run_handler(python(code), env(), timeout=GUARD_SECONDS, tags=TAGS)
+    assert result.ok
+    lines = {
+        (r.getMessage(), r.fields["stream"], r.fields["group"])  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.name == "bridge.handler"
+    }
+    assert lines == {
+        ("first out", "stdout", "s3://bkt/in/"),
+        ("an error line", "stderr", "s3://bkt/in/"),
+        ("no newline at the end", "stdout", "s3://bkt/in/"),
+    }
+    assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "bridge.handler")
+
+
+def test_output_lines_keep_their_order_per_stream(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bridge.handler")
+    code = """
+        for i in range(200):
+            print(f"line {i}\\r")
+    """
+    assert run_handler(python(code), env(), timeout=GUARD_SECONDS, tags=TAGS).ok
+    messages = [r.getMessage() for r in caplog.records if r.name == "bridge.handler"]
+    assert messages == [f"line {i}" for i in range(200)]  # CR LF stripped too
+
+
+def test_invalid_utf8_output_is_replaced(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bridge.handler")
+    code = r"import sys; sys.stdout.buffer.write(b'bad \xff byte\n')"
+    assert run_handler(python(code), env(), timeout=GUARD_SECONDS, tags=TAGS).ok
+    messages = [r.getMessage() for r in caplog.records if r.name == "bridge.handler"]
+    assert messages == ["bad \ufffd byte"]
+
+
+def test_output_is_forwarded_as_it_comes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A line is logged while the handler still runs (not only after it exits)."""
+    caplog.set_level(logging.INFO, logger="bridge.handler")
+    go = tmp_path / "go"
+    code = f"""
+        import os, time
+        print("before", flush=True)
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.02)
+        print("after", flush=True)
+    """
+
+    # The handler waits for `go`, which only the log handler creates, on seeing "before".
+    class Releaser(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == "before":
+                go.touch()
+
+    releaser = Releaser()
+    logging.getLogger("bridge.handler").addHandler(releaser)
+    try:
+        result = run_handler(python(code), env(), timeout=GUARD_SECONDS, tags=TAGS)
+    finally:
+        logging.getLogger("bridge.handler").removeHandler(releaser)
+    assert result.ok  # it would have timed out if "before" had been held back
+    messages = [r.getMessage() for r in caplog.records if r.name == "bridge.handler"]
+    assert messages == ["before", "after"]
+
+
+def test_forwarded_lines_keep_the_request_id() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    class Spy(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.getMessage(), request_id.get()))
+
+    spy = Spy()
+    logger = logging.getLogger("bridge.handler")
+    logger.addHandler(spy)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        with request_context("req-42"):
+            result = run_handler(python("print('hi')"), env(), timeout=GUARD_SECONDS, tags=TAGS)
+    finally:
+        logger.removeHandler(spy)
+        logger.setLevel(previous)
+    assert result.ok
+    assert seen == [("hi", "req-42")]
