@@ -1,0 +1,459 @@
+"""The deployment artifacts: the SAM template (deploy/template.yaml) and the Kubernetes
+manifest (deploy/kubernetes/consumer.yaml).
+
+The template must pass cfn-lint and keep the contract the bridge relies on: partial batch
+responses enabled, a DLQ behind the queue, a visibility timeout of at least 6 x the function
+timeout, a container-image function, least-privilege IAM, and every configuration variable
+mapped to a parameter. The manifest must run ``consume`` the documented way, safely.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bridge.cli import _mode_parser, _split_command
+from bridge.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE = REPO / "deploy" / "template.yaml"
+MANIFEST = REPO / "deploy" / "kubernetes" / "consumer.yaml"
+
+# The configuration variables a deployment sets (README, Configuration).
+CONFIG_VARIABLES = (
+    "MATCH_KEY",
+    "MATCH_EVENTS",
+    "PULL_PARENT_DIRS",
+    "PULL_MATCH_KEYS",
+    "EXECUTION_FILTER_EXPR",
+    "TARGET_BUCKET",
+    "HANDLER_TIMEOUT",
+    "TRANSFER_CONCURRENCY",
+    "SKIP_UNCHANGED",
+    "MAX_CHAIN_DEPTH",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+)
+
+# Every action the function's role may perform, and nothing else.
+ALLOWED_ACTIONS = {
+    "s3:ListBucket",
+    "s3:GetObject",  # also HeadObject
+    "s3:PutObject",  # single and multipart uploads, with metadata
+    "s3:AbortMultipartUpload",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+}
+
+# cfn-lint's exit code is a bitmask: 2 errors, 4 warnings, 8 informational (1: it failed).
+CFN_LINT_WARNING, CFN_LINT_INFO = 4, 8
+
+# `consume` drain on SIGTERM, beyond one visibility timeout: the long poll in progress
+# (--wait-time, 20 s by default) and the 5 s between a handler's SIGTERM and SIGKILL.
+DRAIN_MARGIN = 20 + 5
+
+EXPECTED_CONSUME_ARGS = [
+    "consume",
+    "--queue-url",
+    "$(QUEUE_URL)",
+    "--workers",
+    "2",
+    "--",
+    "python",
+    "handler.py",
+]
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A YAML loader for CloudFormation's short-form tags: ``!Ref X`` -> ``{"Ref": "X"}``,
+    ``!GetAtt A.B`` -> ``{"Fn::GetAtt": ["A", "B"]}``, ``!Sub s`` -> ``{"Fn::Sub": "s"}``."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        assert isinstance(node, yaml.MappingNode)
+        value = loader.construct_mapping(node, deep=True)
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    loaded = yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = template["Resources"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def function(resources: dict[str, Any]) -> dict[str, Any]:
+    functions = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    assert len(functions) == 1, "exactly one function"
+    properties: dict[str, Any] = functions[0]["Properties"]
+    return properties
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict[str, dict[str, Any]]:
+    """The manifest's objects by kind (each kind appears once)."""
+    documents = [d for d in yaml.safe_load_all(MANIFEST.read_text(encoding="utf-8")) if d]
+    by_kind = {d["kind"]: d for d in documents}
+    assert len(by_kind) == len(documents), "one object of each kind"
+    return by_kind
+
+
+def _run_cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("cfn-lint")
+    launcher = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())"]
+    )
+    return subprocess.run(
+        [*launcher, "--format", "parseable", "--", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for policy in role["Properties"].get("Policies", []):
+        yield from policy["PolicyDocument"]["Statement"]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _resolve_defaults(template: dict[str, Any], value: Any) -> str:
+    """The value an environment variable gets when every parameter keeps its default."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return str(template["Parameters"][value["Ref"]].get("Default", ""))
+    assert isinstance(value, str | int | float), f"unexpected environment value {value!r}"
+    return str(value)
+
+
+# --- cfn-lint ----------------------------------------------------------------------------
+
+
+def test_cfn_lint_reports_no_errors() -> None:
+    result = _run_cfn_lint(TEMPLATE)
+    not_failing = CFN_LINT_WARNING | CFN_LINT_INFO
+    assert result.returncode & ~not_failing == 0, (
+        f"cfn-lint exit code {result.returncode}:\n{result.stdout}{result.stderr}"
+    )
+
+
+def test_cfn_lint_validates_the_serverless_function(tmp_path: Path) -> None:
+    """The lint above is not vacuous: a misspelt function property is an error."""
+    text = TEMPLATE.read_text(encoding="utf-8")
+    assert "      EphemeralStorage:\n" in text
+    broken = tmp_path / "template.yaml"
+    broken.write_text(text.replace("      EphemeralStorage:\n", "      EphemeralStorag:\n"))
+    result = _run_cfn_lint(broken)
+    assert result.returncode & 2, result.stdout + result.stderr
+    assert "EphemeralStorag" in result.stdout
+
+
+# --- the template's contract --------------------------------------------------------------
+
+
+def test_is_a_sam_template_of_a_container_image_function(
+    template: dict[str, Any], function: dict[str, Any]
+) -> None:
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+    assert function["PackageType"] == "Image"
+    assert function["ImageUri"] == {"Ref": "ImageUri"}
+    assert template["Parameters"]["ImageUri"].get("Default") is None, "no default image"
+    # A zip-package function's properties would make no sense here.
+    assert not {"Runtime", "Handler", "CodeUri", "InlineCode"} & set(function)
+    for name, parameter in (("MemorySize", "MemorySize"), ("Timeout", "FunctionTimeout")):
+        assert function[name] == {"Ref": parameter}
+    assert function["EphemeralStorage"] == {"Size": {"Ref": "EphemeralStorageSize"}}
+
+
+def test_sqs_event_source_reports_batch_item_failures(function: dict[str, Any]) -> None:
+    events = list(function["Events"].values())
+    assert len(events) == 1
+    (event,) = events
+    assert event["Type"] == "SQS"
+    properties = event["Properties"]
+    assert properties["Queue"] == {"Fn::GetAtt": ["Queue", "Arn"]}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["BatchSize"] == {"Ref": "BatchSize"}
+    assert properties["MaximumBatchingWindowInSeconds"] == {"Ref": "MaximumBatchingWindowInSeconds"}
+
+
+def test_queue_redrives_failed_messages_to_a_dead_letter_queue(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    queue, dlq = resources["Queue"], resources["DeadLetterQueue"]
+    assert queue["Type"] == dlq["Type"] == "AWS::SQS::Queue"
+    redrive = queue["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    assert template["Parameters"]["MaxReceiveCount"]["MinValue"] >= 1
+    # A standard queue keeps the original enqueue time in the DLQ: it must keep longer.
+    retention = queue["Properties"]["MessageRetentionPeriod"]
+    assert dlq["Properties"]["MessageRetentionPeriod"] > retention
+
+
+def test_visibility_timeout_is_six_times_the_function_timeout_plus_batching_window(
+    template: dict[str, Any], resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    assert function["Timeout"] == {"Ref": "FunctionTimeout"}
+    visibility = resources["Queue"]["Properties"]["VisibilityTimeout"]
+    assert visibility == {
+        "Fn::FindInMap": ["QueueVisibilityTimeout", {"Ref": "FunctionTimeout"}, "Seconds"]
+    }
+    timeouts = template["Parameters"]["FunctionTimeout"]["AllowedValues"]
+    mapping = template["Mappings"]["QueueVisibilityTimeout"]
+    assert set(mapping) == {str(t) for t in timeouts}, "one mapping entry per allowed timeout"
+    longest_window = template["Parameters"]["MaximumBatchingWindowInSeconds"]["MaxValue"]
+    for timeout in timeouts:
+        seconds = mapping[str(timeout)]["Seconds"]
+        assert seconds >= 6 * timeout + longest_window, f"FunctionTimeout {timeout}"
+        assert seconds <= 43200, "SQS's maximum visibility timeout"
+    assert max(timeouts) <= 900, "Lambda's maximum timeout"
+    # The rule is written down where users choose the timeout and read the result.
+    assert "6 x timeout + 300 s" in template["Parameters"]["FunctionTimeout"]["Description"]
+    output = template["Outputs"]["QueueVisibilityTimeout"]
+    assert output["Value"] == visibility
+    assert "6 x FunctionTimeout + 300" in output["Description"]
+
+
+def test_bucket_notifies_the_queue_once_its_policy_allows_s3(
+    resources: dict[str, Any],
+) -> None:
+    bucket = resources["SourceBucket"]
+    assert bucket["Type"] == "AWS::S3::Bucket"
+    assert bucket["Condition"] == "CreateBucket"
+    assert "QueuePolicy" in _as_list(bucket["DependsOn"])
+    assert bucket["Properties"]["BucketName"] == {"Ref": "SourceBucketName"}
+    (notification,) = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert notification["Queue"] == {"Fn::GetAtt": ["Queue", "Arn"]}
+    assert notification["Event"].startswith("s3:ObjectCreated:")
+    filters = repr(notification["Filter"])
+    assert "'Ref': 'NotificationPrefix'" in filters
+    assert "'Ref': 'NotificationSuffix'" in filters
+
+    policy = resources["QueuePolicy"]
+    assert policy["Properties"]["Queues"] == [{"Ref": "Queue"}]
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["Queue", "Arn"]}
+    conditions = {
+        key: value for test in statement["Condition"].values() for key, value in test.items()
+    }
+    assert conditions["aws:SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:s3:::${SourceBucketName}"
+    }
+    assert conditions["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_function_role_is_least_privilege(
+    resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    # Its own role: SAM's generated one would add policies with "Resource": "*".
+    assert function["Role"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
+    assert "Policies" not in function
+    role = resources["FunctionRole"]
+    assert role["Type"] == "AWS::IAM::Role"
+    assert "ManagedPolicyArns" not in role["Properties"]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+
+    granted: dict[str, list[Any]] = {}
+    for statement in _statements(role):
+        assert statement["Effect"] == "Allow"
+        assert "NotAction" not in statement and "NotResource" not in statement
+        actions = _as_list(statement["Action"])
+        for action in actions:
+            assert "*" not in action, f"wildcard action {action}"
+            granted.setdefault(action, []).extend(_as_list(statement["Resource"]))
+        for resource in _as_list(statement["Resource"]):
+            assert resource != "*", f"Resource '*' for {actions}"
+    assert set(granted) == ALLOWED_ACTIONS
+
+    queue_arn = {"Fn::GetAtt": ["Queue", "Arn"]}
+    for action in ALLOWED_ACTIONS:
+        if action.startswith("sqs:"):
+            assert granted[action] == [queue_arn], action
+        if action.startswith("logs:"):
+            assert granted[action] == [{"Fn::GetAtt": ["FunctionLogGroup", "Arn"]}], action
+    assert granted["s3:GetObject"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${SourceBucketName}/${AccessPrefix}*"}
+    ]
+    writes = repr(granted["s3:PutObject"])
+    assert "${TargetBucketName}/${AccessPrefix}*" in writes
+    assert "${SourceBucketName}/${AccessPrefix}*" in writes  # TARGET_BUCKET empty: the source
+    assert granted["s3:AbortMultipartUpload"] == granted["s3:PutObject"]
+    listed = repr(granted["s3:ListBucket"])
+    assert "s3:::${SourceBucketName}'" in listed and "s3:::${TargetBucketName}'" in listed
+    # The function logs into the group the role may write to.
+    assert function["LoggingConfig"]["LogGroup"] == {"Ref": "FunctionLogGroup"}
+
+
+def test_every_configuration_variable_is_a_parameter(
+    template: dict[str, Any], function: dict[str, Any]
+) -> None:
+    environment = function["Environment"]["Variables"]
+    missing = [name for name in CONFIG_VARIABLES if name not in environment]
+    assert not missing, f"not in the function's environment: {missing}"
+    for name, value in environment.items():
+        assert name.lower() in Settings.model_fields, f"{name} is not a bridge variable"
+        assert isinstance(value, dict) and set(value) == {"Ref"}, name
+        assert value["Ref"] in template["Parameters"], name
+    assert environment["TARGET_BUCKET"] == {"Ref": "TargetBucketName"}
+
+
+def test_parameter_values_are_valid_bridge_configuration(
+    template: dict[str, Any], function: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment = function["Environment"]["Variables"]
+    defaults = {name: _resolve_defaults(template, value) for name, value in environment.items()}
+    for name, value in defaults.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    for name in environment:  # empty defaults mean: the bridge's own defaults
+        field = Settings.model_fields[name.lower()]
+        expected = field.get_default(call_default_factory=True)
+        assert getattr(settings, name.lower()) == expected, f"{name}={defaults[name]!r}"
+    # Every value a constrained parameter allows is one the bridge accepts.
+    for name, value in environment.items():
+        for allowed in template["Parameters"][value["Ref"]].get("AllowedValues", []):
+            monkeypatch.setenv(name, str(allowed))
+            load_settings()
+        monkeypatch.setenv(name, defaults[name])
+
+
+def test_outputs_name_the_queues_and_the_function(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["QueueUrl"]["Value"] == {"Ref": "Queue"}
+    assert outputs["QueueArn"]["Value"] == {"Fn::GetAtt": ["Queue", "Arn"]}
+    assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "DeadLetterQueue"}
+    assert outputs["DeadLetterQueueArn"]["Value"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert outputs["FunctionArn"]["Value"] == {"Fn::GetAtt": ["Function", "Arn"]}
+
+
+# --- the Kubernetes manifest --------------------------------------------------------------
+
+
+def _container(manifest: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    (container,) = manifest["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
+    return container
+
+
+def test_manifest_runs_consume_with_the_image_entrypoint(
+    manifest: dict[str, dict[str, Any]],
+) -> None:
+    container = _container(manifest)
+    assert "command" not in container, "the image's ENTRYPOINT (the bridge) is kept"
+    assert container["args"] == EXPECTED_CONSUME_ARGS
+    # $(QUEUE_URL) expands only from a variable defined in the container's env.
+    env = {item["name"]: item for item in container["env"]}
+    reference = env["QUEUE_URL"]["valueFrom"]["configMapKeyRef"]
+    config_map = manifest["ConfigMap"]
+    assert reference == {"name": config_map["metadata"]["name"], "key": "QUEUE_URL"}
+    assert config_map["data"]["QUEUE_URL"].startswith("https://sqs.")
+    # The bridge's own command line accepts these arguments.
+    rest = [a.replace("$(QUEUE_URL)", config_map["data"]["QUEUE_URL"]) for a in container["args"]]
+    options, command = _split_command(_mode_parser(rest[0]), rest[1:])
+    assert options.workers == 2
+    assert options.queue_url == config_map["data"]["QUEUE_URL"]
+    assert command == ["python", "handler.py"]
+
+
+def test_manifest_configuration_is_valid(
+    manifest: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_map = manifest["ConfigMap"]
+    assert {"name": config_map["metadata"]["name"]} in [
+        source["configMapRef"] for source in _container(manifest)["envFrom"]
+    ]
+    data = config_map["data"]
+    assert set(CONFIG_VARIABLES) <= set(data)
+    for name, value in data.items():
+        assert isinstance(value, str), f"{name}: ConfigMap values are strings"
+        if name.lower() in Settings.model_fields:
+            monkeypatch.setenv(name, value)
+        else:
+            assert name in {"QUEUE_URL", "AWS_REGION"}, f"unknown variable {name}"
+    load_settings()
+
+
+def test_manifest_is_locked_down_and_drains_before_it_is_killed(
+    manifest: dict[str, dict[str, Any]],
+) -> None:
+    deployment = manifest["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    container = _container(manifest)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert isinstance(pod["securityContext"]["runAsUser"], int)
+    assert pod["securityContext"]["runAsUser"] > 0
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+
+    (tmp_mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[tmp_mount["name"]]
+    for kind in ("requests", "limits"):
+        assert {"memory", "ephemeral-storage"} <= set(container["resources"][kind]), kind
+
+    visibility = int(
+        deployment["metadata"]["annotations"]["s3-event-bridge/queue-visibility-timeout"]
+    )
+    assert pod["terminationGracePeriodSeconds"] >= visibility + DRAIN_MARGIN
+
+
+def test_manifest_scales_on_queue_depth_with_keda(manifest: dict[str, dict[str, Any]]) -> None:
+    scaled = manifest["ScaledObject"]
+    assert scaled["apiVersion"].startswith("keda.sh/")
+    assert scaled["spec"]["scaleTargetRef"]["name"] == manifest["Deployment"]["metadata"]["name"]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "aws-sqs-queue"
+    assert trigger["metadata"]["queueURLFromEnv"] == "QUEUE_URL"
+    assert "QUEUE_URL" in {item["name"] for item in _container(manifest)["env"]}
+    assert int(trigger["metadata"]["queueLength"]) >= 1
+    assert trigger["metadata"]["awsRegion"] == manifest["ConfigMap"]["data"]["AWS_REGION"]
+    auth = manifest["TriggerAuthentication"]
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    assert auth["spec"]["podIdentity"]["provider"] == "aws"
+    text = MANIFEST.read_text(encoding="utf-8")
+    assert "OPTIONAL" in text.split("kind: TriggerAuthentication")[0], "KEDA marked optional"
