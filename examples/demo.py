@@ -183,9 +183,13 @@ def main() -> int:
     texts = sorted((DATA / "texts").glob("*.txt"))
     images = sorted((DATA / "images").iterdir())
     with MotoServer() as server, tempfile.TemporaryDirectory(prefix="bridge-demo-") as logs:
-        session = boto3.session.Session(region_name=REGION, **_session_credentials())
-        s3 = session.client("s3", endpoint_url=server.endpoint)
-        sqs = session.client("sqs", endpoint_url=server.endpoint)
+        session = boto3.session.Session(
+            region_name=REGION,
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        s3: Any = session.client("s3", endpoint_url=server.endpoint)
+        sqs: Any = session.client("sqs", endpoint_url=server.endpoint)
         print(f"local S3 + SQS (moto server) at {server.endpoint}")
 
         for bucket in (PIPELINE_BUCKET, UPLOADS_BUCKET, PROCESSED_BUCKET):
@@ -280,13 +284,6 @@ def main() -> int:
         print_timings(steps)
     print(f"\ndemo succeeded in {time.monotonic() - started:.1f} s")
     return 0
-
-
-def _session_credentials() -> dict[str, str]:
-    return {
-        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    }
 
 
 if __name__ == "__main__":
