@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bridge.engine import GroupPlan
@@ -27,6 +28,8 @@ def describe_plan(plan: GroupPlan, settings: Settings, ignored: str | None) -> d
             "first_output": plan.verdict.first_output,
             "decision": "proceed" if plan.verdict.proceed else "skip",
         }
+        if not plan.verdict.produced_output:  # ``empty``: not the same as a ``null`` output
+            verdict["decision"] = "proceed (no output)"
     return {
         "trigger": {
             "bucket": group.bucket,
@@ -59,10 +62,11 @@ def render_plan(report: dict[str, Any]) -> str:
         lines.append(f"filter:   {verdict['program'].strip()}")
         if "error" in verdict:
             lines.append(f"          ERROR: {verdict['error']}: the group would fail")
+        elif verdict["decision"] == "proceed (no output)":
+            lines.append("          no output: proceed")
         else:
-            lines.append(
-                f"          first output {verdict['first_output']!r}: {verdict['decision']}"
-            )
+            shown = json.dumps(verdict["first_output"], ensure_ascii=False)
+            lines.append(f"          first output {shown}: {verdict['decision']}")
     lines.append(f"pull:     {len(report['pull'])} objects")
     lines += [
         f"          {p['key']} -> $ROOT_FOLDER/{p['path']} ({p['size']} B)" for p in report["pull"]

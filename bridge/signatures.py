@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR
 
 from bridge.logs import log
 
@@ -48,7 +49,11 @@ def changed_files(root: Path, before: Snapshot) -> list[str]:
     """Relative paths of the regular files under ``root`` that are new or may have changed.
 
     Symlinks are neither followed nor reported; FIFOs, sockets and devices are ignored.
+    Raises ``NotADirectoryError`` when ``root`` itself is no longer a real directory (the
+    handler replaced it, e.g. by a symlink pointing out of the root folder).
     """
+    if not S_ISDIR(os.lstat(root).st_mode):
+        raise NotADirectoryError(f"the root folder {root} was replaced by the handler")
     return sorted(path for path, signature in _regular_files(root) if before.get(path) != signature)
 
 
