@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,17 +10,33 @@ from typing import Any
 from bridge.batch import InvocationResult, Routing, process_invocation
 from bridge.engine import Engine, InvocationContext
 from bridge.events import Invocation, PayloadError, parse_invocation
-from bridge.settings import ConfigurationError, Settings
+from bridge.settings import ConfigurationError, Settings, load_settings
 from bridge.storage import Storage, s3_client
+
+MISSING_COMMAND = "HANDLER_COMMAND: required when no handler command is given as arguments"
+
+
+def load_configuration(
+    command: Sequence[str] | None,
+) -> tuple[Settings, tuple[str, ...]]:
+    """Load the settings and, for modes that run a handler (``command`` not None), resolve it.
+
+    A missing handler command is reported together with every other problem.
+    """
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        if command is not None and not command and not os.environ.get("HANDLER_COMMAND"):
+            exc.problems.append(MISSING_COMMAND)
+        raise
+    return settings, (resolve_command(settings, command) if command is not None else ())
 
 
 def resolve_command(settings: Settings, arguments: Sequence[str]) -> tuple[str, ...]:
     """The handler command: arguments take precedence over HANDLER_COMMAND."""
     command = tuple(arguments) or settings.handler_command
     if not command:
-        raise ConfigurationError(
-            ["HANDLER_COMMAND: required when no handler command is given as arguments"]
-        )
+        raise ConfigurationError([MISSING_COMMAND])
     return command
 
 

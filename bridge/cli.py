@@ -11,13 +11,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from bridge import __version__
-from bridge.app import App, error_document, resolve_command
+from bridge.app import App, error_document, load_configuration
 from bridge.engine import Status
 from bridge.events import ObjectEvent
 from bridge.groups import ExecutionGroup, group_prefix, select_events
 from bridge.logs import configure_logging
 from bridge.samples import SHAPES, sample_payload
-from bridge.settings import ConfigurationError, Settings, load_settings
+from bridge.settings import ConfigurationError, Settings
 
 PROG = "s3-event-bridge"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -46,9 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: list[str]) -> int:
     if args and args[0] in MODES:
         mode, rest = args[0], args[1:]
-    elif not args or args[0] in ("-h", "--help"):
-        _top_parser().print_help(sys.stdout if args else sys.stderr)
-        return EXIT_OK if args else EXIT_USAGE
+    elif not args:
+        raise UsageError(f"no mode given (modes: {', '.join(MODES)}); see '{PROG} --help'")
+    elif args[0] in ("-h", "--help"):
+        _top_parser().print_help()
+        return EXIT_OK
     elif args[0] == "--version":
         print(f"{PROG} {__version__}")
         return EXIT_OK
@@ -90,9 +92,9 @@ def _split_command(
 
 
 def _configure(command: Sequence[str] | None = None) -> tuple[Settings, tuple[str, ...]]:
-    settings = load_settings()
+    """Load the configuration (and, for modes that run a handler, its command); set up logs."""
+    settings, resolved = load_configuration(command)
     configure_logging(settings.log_format, settings.log_level)
-    resolved = resolve_command(settings, command) if command is not None else ()
     return settings, resolved
 
 
@@ -106,6 +108,9 @@ def _run_mode(options: argparse.Namespace, command: list[str]) -> int:
         if options.prefix is not None
         else os.environ.get(settings.key_prefix_var, "")
     )
+    # A prefix names a folder, as group prefixes do: `jobs/1` must not take in `jobs/10/`.
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
     app = App.create(settings, handler)
     outcome = app.engine.run_group(ExecutionGroup(bucket, prefix, ()))
     return EXIT_OK if outcome.status is not Status.FAILED else EXIT_FAILED
@@ -199,6 +204,25 @@ def _consume_mode(options: argparse.Namespace, command: list[str]) -> int:
     return consumer.run()
 
 
+def _lambda_mode(options: argparse.Namespace, command: list[str]) -> int:
+    from bridge import runtime
+
+    address = os.environ.get("AWS_LAMBDA_RUNTIME_API")
+    if not address:
+        raise UsageError(
+            "lambda: AWS_LAMBDA_RUNTIME_API is not set (Lambda sets it; locally, run the image "
+            "under the Runtime Interface Emulator, or use 'invoke')"
+        )
+    try:
+        return runtime.serve(address, command)
+    except ConfigurationError as exc:
+        lines = [f"{PROG}: configuration error: {problem}" for problem in exc.problems]
+        runtime.fail_init(address, "Runtime.ConfigurationError", lines)
+    except runtime.StartupError as exc:
+        runtime.fail_init(address, "Runtime.StartupError", [f"{PROG}: {exc}"])
+    return EXIT_USAGE
+
+
 def _print_json(document: Any) -> None:
     json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
@@ -289,6 +313,12 @@ def _event_args(parser: argparse.ArgumentParser) -> None:
 
 
 MODES: dict[str, _Mode] = {
+    "lambda": _Mode(
+        "Lambda custom runtime: poll the Runtime API until stopped",
+        _lambda_mode,
+        lambda parser: None,
+        True,
+    ),
     "run": _Mode("run one execution group once", _run_mode, _run_args, True),
     "invoke": _Mode(
         "process one Lambda event payload and print the response",

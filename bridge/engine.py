@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge import signatures
 from bridge.groups import ExecutionGroup
-from bridge.handler import run_handler
+from bridge.handler import KILL_GRACE_SECONDS, run_handler
 from bridge.jqfilter import FilterRuntimeError, FilterVerdict
 from bridge.logs import log
 from bridge.paths import ListedObject, PullPlan, object_key, plan_pull
@@ -146,6 +146,9 @@ class Engine:
             outcome = GroupOutcome(group, Status.FAILED, str(exc))
         except (ClientError, BotoCoreError, OSError, FilterRuntimeError) as exc:
             outcome = GroupOutcome(group, Status.FAILED, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # anything unforeseen fails this group only, not the batch
+            logger.exception("unexpected error in group %s", group.label)
+            outcome = GroupOutcome(group, Status.FAILED, f"unexpected {type(exc).__name__}: {exc}")
         self._summarise(group, outcome, report)
         return outcome
 
@@ -212,6 +215,7 @@ class Engine:
                     self._handler_env(group, root, events_file, context),
                     self._handler_timeout(context),
                     tags={"group": group.label},
+                    kill_grace=self._kill_grace(context),
                 )
             if not result.ok:
                 raise GroupFailure(result.describe())
@@ -249,6 +253,12 @@ class Engine:
             limits.append(context.deadline.handler_budget())
         present = [limit for limit in limits if limit is not None]
         return min(present) if present else None
+
+    def _kill_grace(self, context: InvocationContext) -> float:
+        # Under a deadline, SIGTERM -> SIGKILL must fit in the margin, or the answer is late.
+        if context.deadline is None:
+            return KILL_GRACE_SECONDS
+        return min(KILL_GRACE_SECONDS, context.deadline.margin_s / 2)
 
     def _push(
         self,
