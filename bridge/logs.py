@@ -11,9 +11,11 @@ import contextvars
 import json
 import logging
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from types import TracebackType
 from typing import Any, TextIO
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -110,3 +112,46 @@ def configure_logging(
     # Library chatter (botocore's credential lookups, urllib3 pools) stays out of INFO.
     for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def log_format_from_environment(environ: Mapping[str, str]) -> str:
+    """The log format the environment asks for, without validating the whole configuration.
+
+    ``LOG_FORMAT`` if set, else ``json`` when Lambda's ``AWS_LAMBDA_LOG_FORMAT`` is ``JSON``;
+    used to report a configuration that cannot be loaded in the format it asked for.
+    """
+    explicit = environ.get("LOG_FORMAT", "").strip().lower()
+    if explicit:
+        return "json" if explicit == "json" else "text"
+    return "json" if environ.get("AWS_LAMBDA_LOG_FORMAT", "").strip().upper() == "JSON" else "text"
+
+
+def install_exception_logging() -> None:
+    """Route uncaught exceptions (any thread) and Python warnings through logging.
+
+    So that, in JSON mode, even a crash is a JSON line rather than a bare traceback.
+    """
+    crash = logging.getLogger("bridge.crash")
+
+    def on_exception(
+        kind: type[BaseException], value: BaseException, tb: TracebackType | None
+    ) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, value, tb)
+            return
+        crash.critical("uncaught exception: %s", value, exc_info=(kind, value, tb))
+
+    def on_thread_exception(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None or issubclass(args.exc_type, SystemExit):
+            return
+        thread = args.thread.name if args.thread is not None else "?"
+        crash.critical(
+            "uncaught exception in thread %s: %s",
+            thread,
+            args.exc_value,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+    sys.excepthook = on_exception
+    threading.excepthook = on_thread_exception
+    logging.captureWarnings(True)
