@@ -78,9 +78,14 @@ class Consumer:
     def run(self) -> int:
         """Consume until stopped (or once); returns the exit status (0)."""
         visibility = self.options.visibility_timeout or self._queue_visibility_timeout()
+        # Clients are created here, one set per worker, not in the threads: creating clients
+        # from one boto3 session is not thread-safe.
         workers = [
             threading.Thread(
-                target=self._worker, args=(index, visibility), name=f"worker-{index}", daemon=True
+                target=self._worker,
+                args=(self._make_app(), self._make_sqs(), visibility),
+                name=f"worker-{index}",
+                daemon=True,
             )
             for index in range(self.options.workers)
         ]
@@ -112,8 +117,7 @@ class Consumer:
         )["Attributes"]
         return int(attributes["VisibilityTimeout"])
 
-    def _worker(self, index: int, visibility: int) -> None:
-        app, sqs = self._make_app(), self._make_sqs()
+    def _worker(self, app: App, sqs: SQSClient, visibility: int) -> None:
         backoff = BACKOFF_START
         while not self.stopping.is_set():
             try:

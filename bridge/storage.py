@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -37,7 +38,10 @@ def sqs_client() -> SQSClient:
     return _session().client("sqs", config=config)
 
 
+@functools.cache
 def _session() -> boto3.session.Session:
+    # One session: its clients stay separate, but service models load once per process
+    # (several Lambda pollers or consume workers would otherwise each pay for it).
     # botocore reads only AWS_DEFAULT_REGION; Lambda and most tools also set AWS_REGION.
     session = boto3.session.Session()
     if session.region_name is None and os.environ.get("AWS_REGION"):
