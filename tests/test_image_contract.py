@@ -39,7 +39,7 @@ from tests.runtime_api import FakeRuntimeApi
 NOBODY = 65534
 BUCKET = "photos"
 
-# The user's handler, as in docs/lambda.md: uppercase every pulled text file.
+# The user's handler, as in the README ("Deploying on AWS Lambda"): uppercase each text file.
 USER_HANDLER = r"""
 import json, os, pathlib, sys
 
