@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +315,103 @@ def test_sigterm_releases_groups_not_yet_started(
     assert any("in%2Fb%2Fsecond.txt" in m["Body"] for m in left)
     assert not any("in%2Fa%2Ffirst.txt" in m["Body"] for m in left)
     assert "released=1" in consumer.output()
+
+
+WORDCOUNT = Path(__file__).resolve().parent.parent / "examples" / "wordcount"
+
+
+def example_env(name: str) -> dict[str, str]:
+    """An example's env file, read as `docker run --env-file` does."""
+    values = {}
+    for line in (WORDCOUNT / name).read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value
+    # The examples' `python` is this virtual environment's interpreter.
+    values["PATH"] = f"{Path(sys.executable).parent}:{subprocess_env().get('PATH', '')}"
+    return values
+
+
+class ExampleConsumer(Consumer):
+    """A consumer started in the word-count example's folder with one of its env files."""
+
+    def __init__(self, step: Step, log: Path, env_file: str):
+        self.log = log
+        self._stream = log.open("wb")
+        command = [
+            *bridge_command(), "consume", "--queue-url", step.queue_url, "--wait-time", "1",
+            "--workers", "2",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command,
+            cwd=WORDCOUNT,
+            env=subprocess_env(**example_env(env_file), LOG_FORMAT="json"),
+            stdout=subprocess.DEVNULL,
+            stderr=self._stream,
+        )
+
+
+def test_wordcount_map_reduce_through_one_bucket(
+    aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
+) -> None:
+    """Map per text, reduce gated by jq: the total is right and never written partially."""
+    bucket = "wordcount-e2e"
+    step_map = make_step(s3, sqs, bucket, prefix="jobs/", suffix=".txt")
+    # The reduce listens on the same bucket: a second queue and notification (".json").
+    reduce_url = sqs.create_queue(QueueName="wordcount-reduce")["QueueUrl"]
+    reduce_arn = sqs.get_queue_attributes(QueueUrl=reduce_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    current = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
+    current.append(
+        {
+            "QueueArn": reduce_arn,
+            "Events": ["s3:ObjectCreated:*"],
+            "Filter": {
+                "Key": {
+                    "FilterRules": [
+                        {"Name": "prefix", "Value": "jobs/"},
+                        {"Name": "suffix", "Value": ".json"},
+                    ]
+                }
+            },
+        }
+    )
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": current}
+    )
+    step_reduce = Step(s3, sqs, bucket, reduce_url, step_map.dlq_url)
+    mapper = ExampleConsumer(step_map, tmp_path / "map.log", "map.env")
+    reducer = ExampleConsumer(step_reduce, tmp_path / "reduce.log", "reduce.env")
+    consumers += [mapper, reducer]
+
+    texts = {"a.txt": "the cat sat", "b.txt": "The dog and the cat", "c.txt": "a dog's day"}
+    step_map.put("jobs/7/manifest-3.json", json.dumps({"inputs": sorted(texts)}))
+    for name, text in texts.items():
+        step_map.put(f"jobs/7/input/{name}", text)
+        # Let each text be counted before the next lands: the gate sees incomplete jobs.
+        counts_key = f"jobs/7/counts/{name.removesuffix('.txt')}.json"
+        wait_for(partial(step_map.read, counts_key), what=counts_key)
+
+    wait_for(lambda: step_map.read("jobs/7/result/total.json"), what="the total")
+    wait_for(lambda: step_map.depth() == 0 and step_reduce.depth() == 0, what="queues drained")
+    assert mapper.stop() == 0 and reducer.stop() == 0
+
+    expected = {"the": 3, "cat": 2, "dog": 1, "and": 1, "sat": 1, "a": 1, "dog's": 1, "day": 1}
+    versions = step_map.versions("jobs/7/result/total.json")
+    assert versions, "no total written"
+    for version in versions:  # every total ever written is the complete one
+        body = s3.get_object(
+            Bucket=bucket, Key="jobs/7/result/total.json", VersionId=version["VersionId"]
+        )["Body"].read()
+        total = json.loads(body)
+        assert total["counts"] == expected
+        assert sorted(total["inputs"]) == sorted(texts)
+    summaries = [
+        json.loads(line)
+        for line in reducer.output().splitlines()
+        if line.startswith("{") and '"group summary"' in line
+    ]
+    outcomes = [s["outcome"] for s in summaries]
+    assert outcomes.count("skipped") >= 2, outcomes  # the gate held while texts were missing
+    assert "succeeded" in outcomes
