@@ -391,13 +391,15 @@ def test_wordcount_map_reduce_through_one_bucket(
             if line.startswith("{") and '"group summary"' in line
         ]
 
+    def reduce_ran(times: int) -> Callable[[], bool]:
+        return lambda: len(reduce_outcomes()) >= times
+
     texts = {"a.txt": "the cat sat", "b.txt": "The dog and the cat", "c.txt": "a dog's day"}
     step_map.put("jobs/7/manifest-3.json", json.dumps({"inputs": sorted(texts)}))
     for index, (name, text) in enumerate(texts.items()):
         step_map.put(f"jobs/7/input/{name}", text)
         # Each text is counted, and the reduce gate evaluated, before the next one lands.
-        runs_so_far = index + 1
-        wait_for(lambda: len(reduce_outcomes()) >= runs_so_far, what=f"reduce run {runs_so_far}")
+        wait_for(reduce_ran(index + 1), what=f"reduce run {index + 1}")
 
     wait_for(lambda: step_map.read("jobs/7/result/total.json"), what="the total")
     wait_for(lambda: step_map.depth() == 0 and step_reduce.depth() == 0, what="queues drained")
