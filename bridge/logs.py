@@ -22,6 +22,8 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request
 
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
 _CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+# Not control characters, but line breaks to str.splitlines() and many log viewers.
+_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
 
 
 def printable(text: str) -> str:

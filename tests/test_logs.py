@@ -86,6 +86,13 @@ def test_printable_escapes_control_characters() -> None:
     assert printable("plain é 日本 😀") == "plain é 日本 😀"
 
 
+def test_printable_escapes_unicode_line_separators() -> None:
+    """U+2028/U+2029 split lines for str.splitlines() and many log viewers."""
+    escaped = printable("a\u2028b\u2029c")
+    assert escaped == "a\\u2028b\\u2029c"
+    assert escaped.splitlines() == [escaped]
+
+
 # --------------------------------------------------------------------------- text
 
 
