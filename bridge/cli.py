@@ -10,12 +10,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from bridge import __version__
 from bridge.app import App, error_document, load_configuration
 from bridge.engine import Status
-from bridge.events import ObjectEvent
-from bridge.groups import ExecutionGroup, group_prefix, select_events
+from bridge.groups import ExecutionGroup
 from bridge.logs import configure_logging
+from bridge.planning import plan_key, render_plan
 from bridge.samples import SHAPES, sample_payload
 from bridge.settings import ConfigurationError, Settings
 
@@ -139,29 +141,16 @@ def _read_event(source: str | None) -> Any:
 
 
 def _plan_mode(options: argparse.Namespace, command: list[str]) -> int:
-    from bridge.planning import describe_plan
-
     settings, _ = _configure()
-    event = ObjectEvent(options.bucket, options.key, options.event_name, None, None, None)
-    selection = select_events([event], settings.match_key, settings.match_events)
-    group = ExecutionGroup(
-        options.bucket, group_prefix(options.key, settings.pull_parent_dirs), (event,)
-    )
-    app = App.create(settings, ("plan",))
+    app = App.create(settings, command=())  # plan runs no handler
     try:
-        plan = app.engine.plan_group(group)
-    except Exception as exc:  # the one failure plan reports: it cannot list
-        print(
-            f"{PROG}: plan: cannot list s3://{group.bucket}/{group.prefix}: {exc}", file=sys.stderr
-        )
+        report = plan_key(app, options.bucket, options.key, options.event_name)
+    except (ClientError, BotoCoreError) as exc:  # the one failure plan reports
+        print(f"{PROG}: plan: cannot list s3://{options.bucket}/: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    ignored = selection.ignored[0][1] if selection.ignored else None
-    report = describe_plan(plan, settings, ignored)
     if options.json:
         _print_json(report)
     else:
-        from bridge.planning import render_plan
-
         print(render_plan(report))
     return EXIT_OK
 

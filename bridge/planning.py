@@ -5,8 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bridge.app import App
 from bridge.engine import GroupPlan
+from bridge.events import ObjectEvent
+from bridge.groups import ExecutionGroup, group_prefix, select_events
 from bridge.settings import Settings
+
+
+def plan_key(app: App, bucket: str, key: str, event_name: str) -> dict[str, Any]:
+    """What an event for ``bucket``/``key`` would do under ``app``'s configuration.
+
+    Lists the group's prefix and evaluates the filter; pulls, runs and writes nothing.
+    """
+    settings = app.settings
+    event = ObjectEvent(bucket, key, event_name, None, None, None)
+    selection = select_events([event], settings.match_key, settings.match_events)
+    group = ExecutionGroup(bucket, group_prefix(key, settings.pull_parent_dirs), (event,))
+    ignored = selection.ignored[0][1] if selection.ignored else None
+    return describe_plan(app.engine.plan_group(group), settings, ignored)
 
 
 def describe_plan(plan: GroupPlan, settings: Settings, ignored: str | None) -> dict[str, Any]:
