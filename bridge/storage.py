@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from s3transfer.futures import TransferFuture
 from s3transfer.manager import TransferConfig, TransferManager
 from s3transfer.subscribers import BaseSubscriber
 
@@ -60,20 +61,43 @@ class Upload:
     content_md5: str | None = None  # base64, single-part uploads only
 
 
-class _KnownSize(BaseSubscriber):
-    """Tell s3transfer the size from the listing, sparing a HeadObject per download."""
+class _KnownObject(BaseSubscriber):
+    """Tell s3transfer the size and ETag from the listing, sparing a HeadObject per download.
 
-    def __init__(self, size: int) -> None:
-        self._size = size
+    With the ETag, s3transfer also sends ``If-Match`` on ranged GETs, so a large object that
+    is replaced mid-pull fails the group instead of mixing parts of two versions.
+    """
+
+    def __init__(self, obj: ListedObject) -> None:
+        self._obj = obj
 
     def on_queued(self, future: Any, **kwargs: Any) -> None:
-        future.meta.provide_transfer_size(self._size)
+        future.meta.provide_transfer_size(self._obj.size)
+        future.meta.provide_object_etag(f'"{self._obj.etag}"')  # S3 ETags are quoted strings
 
 
-class _Uploads(TransferManager):
+class _Transfers(TransferManager):
     # s3transfer refuses ContentMD5 because it cannot apply to a multipart upload as a whole;
     # the bridge only passes it for single-part uploads (below MULTIPART_THRESHOLD).
     ALLOWED_UPLOAD_ARGS = [*TransferManager.ALLOWED_UPLOAD_ARGS, "ContentMD5"]  # noqa: RUF012
+
+
+def _wait_all(futures: Sequence[TransferFuture]) -> None:
+    """Wait for every transfer; on the first failure cancel the rest, then raise it.
+
+    Nothing may still be writing into the root folder when the caller removes it.
+    """
+    failure: BaseException | None = None
+    for future in futures:
+        try:
+            future.result()
+        except BaseException as exc:
+            if failure is None:
+                failure = exc
+                for pending in futures:
+                    pending.cancel()
+    if failure is not None:
+        raise failure
 
 
 @dataclass
@@ -117,6 +141,9 @@ class Storage:
             max_request_concurrency=concurrency,
             multipart_threshold=MULTIPART_THRESHOLD,
         )
+        # One manager for the engine's lifetime: its thread pools are started once, not per
+        # group (that costs more than the transfer itself for small objects).
+        self._transfers = _Transfers(client, self._config)
         self._depths = _DepthRecorder()
         events = client.meta.events
         events.register("before-parameter-build.s3.GetObject", self._depths.before)
@@ -139,18 +166,17 @@ class Storage:
         """
         for folder in {(root / item.path).parent for item in items}:
             folder.mkdir(parents=True, exist_ok=True)
-        with TransferManager(self.client, self._config) as manager:
-            futures = [
-                manager.download(
+        _wait_all(
+            [
+                self._transfers.download(
                     bucket,
                     item.obj.key,
                     str(root / item.path),
-                    subscribers=[_KnownSize(item.obj.size)],
+                    subscribers=[_KnownObject(item.obj)],
                 )
                 for item in items
             ]
-            for future in futures:
-                future.result()
+        )
         for item in items:
             stamp = item.obj.last_modified_ns
             os.utime(root / item.path, ns=(stamp, stamp), follow_symlinks=False)
@@ -158,18 +184,16 @@ class Storage:
 
     def push(self, bucket: str, uploads: Sequence[Upload]) -> None:
         """Upload ``uploads`` to ``bucket`` in parallel."""
-        with _Uploads(self.client, self._config) as manager:
-            futures = []
-            for upload in uploads:
-                extra: dict[str, Any] = {
-                    "ContentType": upload.content_type,
-                    "Metadata": upload.metadata,
-                }
-                if upload.content_md5 is not None:
-                    extra["ContentMD5"] = upload.content_md5
-                futures.append(manager.upload(str(upload.path), bucket, upload.key, extra))
-            for future in futures:
-                future.result()
+        futures = []
+        for upload in uploads:
+            extra: dict[str, Any] = {
+                "ContentType": upload.content_type,
+                "Metadata": upload.metadata,
+            }
+            if upload.content_md5 is not None:
+                extra["ContentMD5"] = upload.content_md5
+            futures.append(self._transfers.upload(str(upload.path), bucket, upload.key, extra))
+        _wait_all(futures)
 
     def depth_of(self, bucket: str, key: str) -> int:
         """The chain depth of an object that was not pulled (HeadObject); 0 if it is gone."""
