@@ -140,6 +140,9 @@ class Storage:
         self._config = TransferConfig(
             max_request_concurrency=concurrency,
             multipart_threshold=MULTIPART_THRESHOLD,
+            # Chunks downloaded but not yet written: s3transfer's own default (1,000 x 256 KiB)
+            # lets a large pull buffer ~250 MB when the disk lags; boto3 caps it at 100.
+            max_io_queue_size=100,
         )
         # One manager for the engine's lifetime: its thread pools are started once, not per
         # group (that costs more than the transfer itself for small objects).
