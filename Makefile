@@ -28,5 +28,8 @@ lint: $(STAMP_DEV)
 test: lint
 	$(BIN)/pytest -q
 
+bench: $(STAMP_DEV)
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 
 
 def free_port() -> int:
@@ -24,11 +25,12 @@ def free_port() -> int:
 class MotoServer:
     """A moto server running in its own process on a free local port."""
 
-    def __init__(self, start_timeout: float = 30.0) -> None:
+    def __init__(self, start_timeout: float = 30.0, server: Sequence[str] = ("-m", "moto.server")):
+        """Start ``python <server> -H 127.0.0.1 -p <port>``: moto's own server by default."""
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, *server, "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

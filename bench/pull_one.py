@@ -1,0 +1,61 @@
+"""P4 child: pull one object in a fresh process; print wall time and peak RSS as JSON.
+
+``python bench/pull_one.py {bridge,boto3} BUCKET KEY DEST`` with the AWS environment (and
+``AWS_ENDPOINT_URL``) set by the caller. ``bridge`` builds ``Storage`` as ``App.create`` does
+and times ``Storage.pull`` of the listed object; ``boto3`` times ``client.download_file``.
+Client creation and imports are not timed; the peak RSS (``ru_maxrss``) covers the whole
+process, imports included, as a Lambda function's memory does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def pull_with_bridge(bucket: str, key: str, dest: Path) -> float:
+    """Seconds ``Storage.pull`` takes to bring ``key`` to ``dest``."""
+    from bridge.paths import PullItem
+    from bridge.settings import load_settings
+    from bridge.storage import Storage, s3_client
+
+    width = load_settings().transfer_concurrency
+    storage = Storage(s3_client(width), width)
+    [listed] = [o for o in storage.list_objects(bucket, key) if o.key == key]
+    started = time.perf_counter()
+    storage.pull(bucket, [PullItem(listed, dest.name)], dest.parent)
+    return time.perf_counter() - started
+
+
+def pull_with_boto3(bucket: str, key: str, dest: Path) -> float:
+    """Seconds ``download_file`` (boto3's defaults) takes to bring ``key`` to ``dest``."""
+    import boto3
+
+    client = boto3.client("s3")
+    started = time.perf_counter()
+    client.download_file(bucket, key, str(dest))
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=("bridge", "boto3"))
+    parser.add_argument("bucket")
+    parser.add_argument("key")
+    parser.add_argument("dest", type=Path)
+    options = parser.parse_args()
+    pull = pull_with_bridge if options.kind == "bridge" else pull_with_boto3
+    seconds = pull(options.bucket, options.key, options.dest)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_kib * 1024 / 1e6}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

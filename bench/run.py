@@ -1,0 +1,169 @@
+"""Run the performance benchmarks of DESIGN §13 and print one table.
+
+Every figure is a ratio against a baseline measured in the same run (interleaved, median of
+``--runs``), against a local S3 endpoint (the moto server) in its own process. The exit
+status is 0 even when a target is missed (this is a report); it is 1 only when a benchmark
+crashed.
+
+Usage: ``python bench/run.py [--quick] [--runs N] [--only P2,P5] [--aws-cli PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from change_detection import p5_change_detection
+from harness import Report, Row, prepare_environment, render, start_endpoint
+from runtime_benchmarks import p1_cold_start, p6_throughput
+from s3_benchmarks import MiB, p2_invocation, p3_fan_in, p4_big_object
+
+from bridge.logs import configure_logging
+
+ALL = ("P1", "P2", "P3", "P4", "P5", "P6")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each benchmark is: §13's figures, or a smoke run's (``--quick``)."""
+
+    p3_objects: int
+    p3_object_bytes: int
+    p4_bytes: int
+    p5_files: int
+    p5_bytes: int
+    p6_invocations: int
+
+    @classmethod
+    def full(cls) -> Sizes:
+        return cls(2000, 10 * 1024, 1024 * MiB, 5000, 1024 * MiB, 1000)
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(200, 10 * 1024, 64 * MiB, 500, 64 * MiB, 100)
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes and fewer runs: a smoke run (< 1 min)"
+    )
+    parser.add_argument(
+        "--runs", type=int, help="timed runs of each side (default 5; 3 with --quick)"
+    )
+    parser.add_argument("--p4-runs", type=int, help="runs of P4 (default: --runs; 3 with --quick)")
+    parser.add_argument(
+        "--only",
+        default=",".join(ALL),
+        help=f"comma-separated ids to run (default {','.join(ALL)})",
+    )
+    parser.add_argument(
+        "--aws-cli",
+        default=shutil.which("aws"),
+        help="the aws command for P3 (b) (default: aws on PATH; P3 (b) is n/a without one)",
+    )
+    parser.add_argument(
+        "--ric-python",
+        help="a Python with awslambdaric and boto3 installed, for the baselines of P1 (b) "
+        "and P6 (default: this Python, if it has awslambdaric)",
+    )
+    parser.add_argument(
+        "--plain-moto",
+        action="store_true",
+        help="use moto exactly as shipped (examples/local_aws.py); its ranged GETs read the "
+        "whole object, so P4 then grows with the square of the size",
+    )
+    options = parser.parse_args(argv)
+    options.only = {part.strip().upper() for part in options.only.split(",") if part.strip()}
+    unknown = options.only - set(ALL)
+    if unknown:
+        parser.error(f"unknown benchmark ids: {', '.join(sorted(unknown))}")
+    if options.runs is None:
+        options.runs = 3 if options.quick else 5
+    if options.p4_runs is None:
+        options.p4_runs = 3 if options.quick else options.runs
+    if options.runs < 1 or options.p4_runs < 1:
+        parser.error("--runs and --p4-runs must be at least 1")
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_arguments(argv)
+    sizes = Sizes.quick() if options.quick else Sizes.full()
+    runs: int = options.runs
+    report = Report()
+    started = time.monotonic()
+
+    def bench(id: str, target: str, action: Callable[[], list[Row]]) -> None:
+        if id not in options.only:
+            return
+        print(f"{id}: running...", file=sys.stderr, flush=True)
+        began = time.monotonic()
+        try:
+            report.rows.extend(action())
+        except Exception as exc:
+            traceback.print_exc()
+            report.rows.append(Row.crash(id, "(crashed)", target, f"{type(exc).__name__}: {exc}"))
+        print(f"{id}: {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="s3-event-bridge-bench-") as work,
+        open(os.devnull, "w", encoding="utf-8") as devnull,
+    ):
+        workdir = Path(work)
+        # The bridge's summary lines are formatted and written, as under Lambda, but not shown.
+        configure_logging("text", "INFO", devnull)
+        endpoint = start_endpoint(options.plain_moto)
+        try:
+            prepare_environment(endpoint.endpoint)
+            s3 = boto3.client("s3")
+            bench("P1", "<= 1.15x (a)", lambda: p1_cold_start(runs, options.ric_python))
+            bench("P2", "<= 1.10x", lambda: p2_invocation(s3, 3 * runs))
+            bench(
+                "P3",
+                "<= 1.10x",
+                lambda: p3_fan_in(
+                    s3, sizes.p3_objects, sizes.p3_object_bytes, runs, workdir, options.aws_cli
+                ),
+            )
+            bench(
+                "P4",
+                "<= 1.05x",
+                lambda: p4_big_object(s3, sizes.p4_bytes, options.p4_runs, workdir),
+            )
+            bench(
+                "P5",
+                "<= 0.05x",
+                lambda: p5_change_detection(workdir, sizes.p5_files, sizes.p5_bytes, runs),
+            )
+            bench(
+                "P6",
+                "<= 1.00x",
+                lambda: p6_throughput(sizes.p6_invocations, runs, options.ric_python),
+            )
+        finally:
+            endpoint.stop()
+
+    elapsed = time.monotonic() - started
+    print(
+        f"s3-event-bridge benchmarks (DESIGN §13){' --quick' if options.quick else ''}: "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{'plain moto' if options.plain_moto else 'moto with ranged reads'} server, "
+        f"{elapsed:.0f} s"
+    )
+    print(render(report))
+    return 1 if report.crashed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
