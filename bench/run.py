@@ -5,7 +5,8 @@ Every figure is a ratio against a baseline measured in the same run (interleaved
 status is 0 even when a target is missed (this is a report); it is 1 only when a benchmark
 crashed.
 
-Usage: ``python bench/run.py [--quick] [--runs N] [--only P2,P5] [--aws-cli PATH]``
+Usage: ``python bench/run.py [--quick] [--runs N] [--only P2,P5] [--aws-cli PATH]
+[--ric-python PATH]`` (BENCHMARKS.md explains the options and the results).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(200, 10 * 1024, 64 * MiB, 500, 64 * MiB, 100)
+        return cls(200, 10 * 1024, 64 * MiB, 500, 100 * MiB, 100)
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -69,13 +70,15 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--aws-cli",
-        default=shutil.which("aws"),
-        help="the aws command for P3 (b) (default: aws on PATH; P3 (b) is n/a without one)",
+        default=os.environ.get("BENCH_AWS_CLI") or shutil.which("aws"),
+        help="the aws command for P3 (b) (default: $BENCH_AWS_CLI, else aws on PATH; "
+        "P3 (b) is n/a without one)",
     )
     parser.add_argument(
         "--ric-python",
+        default=os.environ.get("BENCH_RIC_PYTHON"),
         help="a Python with awslambdaric and boto3 installed, for the baselines of P1 (b) "
-        "and P6 (default: this Python, if it has awslambdaric)",
+        "and P6 (default: $BENCH_RIC_PYTHON, else this Python if it has awslambdaric)",
     )
     parser.add_argument(
         "--plain-moto",
@@ -104,17 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     report = Report()
     started = time.monotonic()
 
-    def bench(id: str, target: str, action: Callable[[], list[Row]]) -> None:
-        if id not in options.only:
+    def bench(bench_id: str, target: str, action: Callable[[], list[Row]]) -> None:
+        if bench_id not in options.only:
             return
-        print(f"{id}: running...", file=sys.stderr, flush=True)
+        print(f"{bench_id}: running...", file=sys.stderr, flush=True)
         began = time.monotonic()
         try:
             report.rows.extend(action())
         except Exception as exc:
             traceback.print_exc()
-            report.rows.append(Row.crash(id, "(crashed)", target, f"{type(exc).__name__}: {exc}"))
-        print(f"{id}: {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+            crash = Row.crash(bench_id, "(crashed)", target, f"{type(exc).__name__}: {exc}")
+            report.rows.append(crash)
+        print(f"{bench_id}: {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
 
     with (
         tempfile.TemporaryDirectory(prefix="s3-event-bridge-bench-") as work,
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             prepare_environment(endpoint.endpoint)
             s3 = boto3.client("s3")
             bench("P1", "<= 1.15x (a)", lambda: p1_cold_start(runs, options.ric_python))
-            bench("P2", "<= 1.10x", lambda: p2_invocation(s3, 3 * runs))
+            bench("P2", "<= 1.10x", lambda: p2_invocation(s3, 5 * runs))
             bench(
                 "P3",
                 "<= 1.10x",
