@@ -14,26 +14,10 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 sys.path[:0] = [str(REPO), str(REPO / "examples")]  # the bridge, tests/ and local_aws
 
-from local_aws import MotoServer  # noqa: E402
+from local_aws import FAKE_AWS_ENV, LEAKY_VARIABLES, MotoServer  # noqa: E402
 
-# Fake credentials and a region: the moto server accepts anything.
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-# The bridge's own configuration variables: cleared so the caller's shell cannot leak in.
-BRIDGE_VARIABLES = (
-    "MATCH_KEY", "MATCH_EVENTS", "PULL_PARENT_DIRS", "PULL_MATCH_KEYS",
-    "EXECUTION_FILTER_EXPR", "EXECUTION_FILTER_FILE", "TARGET_BUCKET", "HANDLER_COMMAND",
-    "ROOT_FOLDER_VAR", "BUCKET_VAR", "KEY_PREFIX_VAR", "HANDLER_TIMEOUT",
-    "TRANSFER_CONCURRENCY", "SKIP_UNCHANGED", "MAX_CHAIN_DEPTH", "LOG_FORMAT", "LOG_LEVEL",
-    "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY",
-    "AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS", "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-)  # fmt: skip
+AWS_ENV = FAKE_AWS_ENV
+BRIDGE_VARIABLES = LEAKY_VARIABLES
 
 
 RANGED_MOTO = (str(BENCH / "moto_ranged.py"),)

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -221,18 +222,12 @@ def _print_json(document: Any) -> None:
 # --- parsers -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class _Mode:
-    def __init__(
-        self,
-        help_text: str,
-        run: Callable[[argparse.Namespace, list[str]], int],
-        add_arguments: Callable[[argparse.ArgumentParser], None],
-        takes_command: bool,
-    ) -> None:
-        self.help = help_text
-        self.run = run
-        self.add_arguments = add_arguments
-        self.takes_command = takes_command
+    help: str
+    run: Callable[[argparse.Namespace, list[str]], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    takes_command: bool
 
 
 def _run_args(parser: argparse.ArgumentParser) -> None:

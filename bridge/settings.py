@@ -149,6 +149,10 @@ class Settings(BaseSettings):
         return self.target_bucket or source_bucket
 
 
+# Every configuration variable's name (DESIGN §3), from the model's fields.
+VARIABLES = tuple(name.upper() for name in Settings.model_fields if name != "execution_filter")
+
+
 def _read_filter_file(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")

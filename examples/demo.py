@@ -31,7 +31,8 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from local_aws import MotoServer  # noqa: E402
+from env_file import read_env_file  # noqa: E402
+from local_aws import FAKE_AWS_ENV, MotoServer  # noqa: E402
 
 DATA = HERE / "demo_data"
 PIPELINE_BUCKET, UPLOADS_BUCKET, PROCESSED_BUCKET = (
@@ -41,8 +42,7 @@ PIPELINE_BUCKET, UPLOADS_BUCKET, PROCESSED_BUCKET = (
 )
 JOB = "jobs/demo/"
 TIMEOUT = 90.0
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"}
-REGION = "us-east-1"
+REGION = FAKE_AWS_ENV["AWS_REGION"]
 
 
 @dataclass
@@ -55,16 +55,6 @@ class Step:
     queue_url: str = ""
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines, as `docker run --env-file` reads them (comments and blanks skipped)."""
-    values = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value
-    return values
 
 
 def make_queue(sqs: Any, name: str) -> tuple[str, str]:
@@ -98,7 +88,7 @@ def start_worker(step: Step, endpoint: str, logs: Path) -> None:
     """`s3-event-bridge consume` for one step, in the example's folder, with its env file."""
     bridge = str(Path(sys.executable).parent / "s3-event-bridge")
     env = dict(os.environ)
-    env.update(CREDENTIALS)
+    env.update(FAKE_AWS_ENV)
     env.update(read_env_file(step.example / step.env_file))
     env.update(
         AWS_ENDPOINT_URL=endpoint,
@@ -185,8 +175,8 @@ def main() -> int:
     with MotoServer() as server, tempfile.TemporaryDirectory(prefix="bridge-demo-") as logs:
         session = boto3.session.Session(
             region_name=REGION,
-            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
         )
         s3: Any = session.client("s3", endpoint_url=server.endpoint)
         sqs: Any = session.client("sqs", endpoint_url=server.endpoint)

@@ -21,7 +21,7 @@ import boto3
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from local_aws import MotoServer  # noqa: E402
+from local_aws import FAKE_AWS_ENV, MotoServer  # noqa: E402
 
 BUCKET = "demo-uploads"
 SAMPLES = {
@@ -38,19 +38,17 @@ def main() -> int:
     with MotoServer() as server:
         env = dict(
             os.environ,
+            **FAKE_AWS_ENV,
             AWS_ENDPOINT_URL=server.endpoint,
-            AWS_ACCESS_KEY_ID="demo",
-            AWS_SECRET_ACCESS_KEY="demo",
-            AWS_REGION="us-east-1",
             MATCH_KEY=r"^inbox/[^/]+\.txt$",
             PULL_MATCH_KEYS=r"^inbox/[^/]+\.txt$",
         )
         s3 = boto3.client(
             "s3",
             endpoint_url=server.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="demo",
-            aws_secret_access_key="demo",
+            region_name=FAKE_AWS_ENV["AWS_REGION"],
+            aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
         )
         s3.create_bucket(Bucket=BUCKET)
         print(f"local S3 at {server.endpoint}; bucket {BUCKET}")

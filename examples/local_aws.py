@@ -13,6 +13,26 @@ import time
 import urllib.request
 from collections.abc import Sequence
 
+from bridge.settings import VARIABLES
+
+# Fake credentials and a region: the moto server accepts anything, boto3 needs something.
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+# What a caller's shell must not leak into a local run: the bridge's configuration, and the
+# AWS and Lambda settings that would point it somewhere else.
+LEAKY_VARIABLES = (
+    *VARIABLES,
+    "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY",
+    "AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS", "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+)  # fmt: skip
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""

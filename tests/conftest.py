@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
-from local_aws import MotoServer, free_port  # noqa: E402
+from local_aws import FAKE_AWS_ENV, LEAKY_VARIABLES, MotoServer, free_port  # noqa: E402
 
 __all__ = ["EXAMPLES", "REPO", "MotoServer", "free_port"]
 
@@ -29,23 +29,9 @@ def moto_server() -> Iterator[MotoServer]:
         server.stop()
 
 
-AWS_TEST_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-# Configuration variables of the bridge: cleared so the developer's shell cannot leak in.
-BRIDGE_VARIABLES = [
-    "MATCH_KEY", "MATCH_EVENTS", "PULL_PARENT_DIRS", "PULL_MATCH_KEYS",
-    "EXECUTION_FILTER_EXPR", "EXECUTION_FILTER_FILE", "TARGET_BUCKET", "HANDLER_COMMAND",
-    "ROOT_FOLDER_VAR", "BUCKET_VAR", "KEY_PREFIX_VAR", "HANDLER_TIMEOUT",
-    "TRANSFER_CONCURRENCY", "SKIP_UNCHANGED", "MAX_CHAIN_DEPTH", "LOG_FORMAT", "LOG_LEVEL",
-    "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_MAX_CONCURRENCY",
-    "AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS",
-]  # fmt: skip
+AWS_TEST_ENV = FAKE_AWS_ENV
+# Cleared for every test, so the developer's shell cannot leak in.
+BRIDGE_VARIABLES = LEAKY_VARIABLES
 
 
 @pytest.fixture(autouse=True)

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from env_file import read_env_file
 
-from tests.conftest import MotoServer, bridge_command, subprocess_env
+from tests.conftest import EXAMPLES, MotoServer, bridge_command, subprocess_env
 
 HANDLERS = Path(__file__).parent / "e2e_handlers"
 COUNTED = HANDLERS / "counted.py"
@@ -111,17 +112,32 @@ def make_step(
 
 
 class Consumer:
-    """`s3-event-bridge consume` as a subprocess; its stderr goes to a log file."""
+    """`s3-event-bridge consume` as a subprocess; its stderr goes to a log file.
 
-    def __init__(self, step: Step, log: Path, handler: list[str], *args: str, **env: str):
+    ``handler`` may be empty: the command then comes from HANDLER_COMMAND in ``env``.
+    """
+
+    def __init__(
+        self,
+        step: Step,
+        log: Path,
+        handler: list[str],
+        *args: str,
+        cwd: Path | None = None,
+        **env: str,
+    ):
         self.log = log
         self._stream = log.open("wb")
         command = [
             *bridge_command(), "consume", "--queue-url", step.queue_url, "--wait-time", "1",
-            *args, "--", *handler,
+            *args, *(["--", *handler] if handler else []),
         ]  # fmt: skip
         self.process = subprocess.Popen(
-            command, env=subprocess_env(**env), stdout=subprocess.DEVNULL, stderr=self._stream
+            command,
+            cwd=cwd,
+            env=subprocess_env(**env),
+            stdout=subprocess.DEVNULL,
+            stderr=self._stream,
         )
 
     def stop(self) -> int:
@@ -316,38 +332,17 @@ def test_sigterm_releases_groups_not_yet_started(
     assert "released=1" in consumer.output()
 
 
-WORDCOUNT = Path(__file__).resolve().parent.parent / "examples" / "wordcount"
+WORDCOUNT = EXAMPLES / "wordcount"
 
 
-def example_env(name: str) -> dict[str, str]:
-    """An example's env file, read as `docker run --env-file` does."""
-    values = {}
-    for line in (WORDCOUNT / name).read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value
-    # The examples' `python` is this virtual environment's interpreter.
-    values["PATH"] = f"{Path(sys.executable).parent}:{subprocess_env().get('PATH', '')}"
-    return values
-
-
-class ExampleConsumer(Consumer):
+def example_consumer(step: Step, log: Path, env_file: str) -> Consumer:
     """A consumer started in the word-count example's folder with one of its env files."""
-
-    def __init__(self, step: Step, log: Path, env_file: str):
-        self.log = log
-        self._stream = log.open("wb")
-        command = [
-            *bridge_command(), "consume", "--queue-url", step.queue_url, "--wait-time", "1",
-            "--workers", "2",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command,
-            cwd=WORDCOUNT,
-            env=subprocess_env(**example_env(env_file), LOG_FORMAT="json"),
-            stdout=subprocess.DEVNULL,
-            stderr=self._stream,
-        )
+    # The example's `python` is this virtual environment's interpreter.
+    path = f"{Path(sys.executable).parent}:{subprocess_env().get('PATH', '')}"
+    return Consumer(
+        step, log, [], "--workers", "2", cwd=WORDCOUNT,
+        **read_env_file(WORDCOUNT / env_file), PATH=path, LOG_FORMAT="json",
+    )  # fmt: skip
 
 
 def test_wordcount_map_reduce_through_one_bucket(
@@ -380,8 +375,8 @@ def test_wordcount_map_reduce_through_one_bucket(
         Bucket=bucket, NotificationConfiguration={"QueueConfigurations": current}
     )
     step_reduce = Step(s3, sqs, bucket, reduce_url, step_map.dlq_url)
-    mapper = ExampleConsumer(step_map, tmp_path / "map.log", "map.env")
-    reducer = ExampleConsumer(step_reduce, tmp_path / "reduce.log", "reduce.env")
+    mapper = example_consumer(step_map, tmp_path / "map.log", "map.env")
+    reducer = example_consumer(step_reduce, tmp_path / "reduce.log", "reduce.env")
     consumers += [mapper, reducer]
 
     def reduce_outcomes() -> list[str]:

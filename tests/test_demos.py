@@ -8,15 +8,20 @@ import sys
 from tests.conftest import EXAMPLES, subprocess_env
 
 
-def test_make_demo_pipeline_succeeds() -> None:
-    """The full demo: map-reduce word count and thumbnails through consume workers."""
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "demo.py")],
+def run_demo(script: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run an examples/ demo as a user would, in this virtual environment."""
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
         env=subprocess_env(),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
     )
+
+
+def test_make_demo_pipeline_succeeds() -> None:
+    """The full demo: map-reduce word count and thumbnails through consume workers."""
+    result = run_demo("demo.py", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo succeeded" in result.stdout
     assert "word count over 3 texts" in result.stdout
@@ -29,13 +34,7 @@ def test_make_demo_pipeline_succeeds() -> None:
 
 def test_invoke_demo_succeeds() -> None:
     """`event sqs | invoke` on keys with spaces and `+`; outputs land and are printed."""
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "demo_invoke.py")],
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_demo("demo_invoke.py", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "'inbox/out/red flower+1.txt' [text/plain, bridge-depth 1]: 'ROSES ARE RED'" in (
         result.stdout

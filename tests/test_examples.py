@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from env_file import read_env_file
 from PIL import ExifTags, Image
 
 from bridge.app import App
@@ -37,28 +38,6 @@ ENV_FILES = [
 ]
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines as ``docker run --env-file`` reads them.
-
-    Leading whitespace is dropped; blank lines and lines starting with ``#`` are skipped;
-    the value is everything after the first ``=``, literally (no quotes, no comments).
-    """
-    values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.lstrip()
-        if not line or line.startswith("#"):
-            continue
-        name, equals, value = line.partition("=")
-        where = f"{path.name}:{number}"
-        assert equals, f"{where}: no '=' (docker would import {name!r} from the host)"
-        assert name and not any(c.isspace() for c in name), f"{where}: bad name {name!r}"
-        assert value == value.rstrip(), f"{where}: trailing whitespace would be in the value"
-        assert not value.startswith(("'", '"')), f"{where}: docker keeps quotes in the value"
-        assert " #" not in value, f"{where}: docker keeps a trailing comment in the value"
-        values[name] = value
-    return values
 
 
 def example_app(monkeypatch: pytest.MonkeyPatch, env_file: Path, **overrides: str) -> App:
