@@ -1,4 +1,4 @@
-"""P5 (DESIGN §13): change detection over pulled files, without S3.
+"""P5 (docs/design.md §13): change detection over pulled files, without S3.
 
 The files are made locally as a pull leaves them: each one's mtime set to a past
 ``LastModified`` with ``os.utime``, all of them in the page cache. The "handler" rewrites one

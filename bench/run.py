@@ -1,4 +1,4 @@
-"""Run the performance benchmarks of DESIGN §13 and print one table.
+"""Run the performance benchmarks of docs/design.md §13 and print one table.
 
 Every figure is a ratio against a baseline measured in the same run (interleaved, median of
 ``--runs``), against a local S3 endpoint (the moto server) in its own process. The exit
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed = time.monotonic() - started
     print(
-        f"s3-event-bridge benchmarks (DESIGN §13){' --quick' if options.quick else ''}: "
+        f"s3-event-bridge benchmarks (docs/design.md §13){' --quick' if options.quick else ''}: "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{'plain moto' if options.plain_moto else 'moto with ranged reads'} server, "
         f"{elapsed:.0f} s"

@@ -1,4 +1,4 @@
-"""P1 and P6 (DESIGN §13): the Lambda runtime against a local Runtime API.
+"""P1 and P6 (docs/design.md §13): the Lambda runtime against a local Runtime API.
 
 Both use ``tests/runtime_api.py`` (``FakeRuntimeApi``, in this process) and compare the
 bridge's runtime with the baselines §13 names. P1 reuses ``bench/startup.py``'s measurements

@@ -1,4 +1,4 @@
-"""P2, P3 and P4 (DESIGN §13): the bridge against plain boto3, over the local S3 endpoint."""
+"""P2, P3 and P4 (docs/design.md §13): the bridge against plain boto3 over local S3."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""P1 (DESIGN §13): cold start of the Lambda runtime, process start -> first ``GET next``.
+"""P1 (docs/design.md §13): cold start of the Lambda runtime, process start -> first ``GET next``.
 
 Measured side by side in one run, median of N (default 5) interleaved runs, against a local
 Runtime API (``tests/runtime_api.py``) in this process:

@@ -1,4 +1,4 @@
-"""Invocation -> groups -> outcomes -> response (DESIGN §7). Pure given ``run_group``.
+"""Invocation -> groups -> outcomes -> response (docs/design.md §7). Pure given ``run_group``.
 
 Modelled on the partial-batch processors of Lambda tooling: every SQS message is
 acknowledged on its own, a bad message never takes the batch down with it, and for FIFO

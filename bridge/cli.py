@@ -1,4 +1,4 @@
-"""Command line: argument parsing and mode dispatch (DESIGN §5). Drivers stay thin."""
+"""Command line: argument parsing and mode dispatch (docs/design.md §5). Drivers stay thin."""
 
 from __future__ import annotations
 

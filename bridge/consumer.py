@@ -1,4 +1,4 @@
-"""Standalone SQS consumer driver (DESIGN §10): the engine outside Lambda.
+"""Standalone SQS consumer driver (docs/design.md §10): the engine outside Lambda.
 
 Each worker loop long-polls the queue, turns the received messages into an SQS
 ``Invocation``, runs it through the same ``App.process`` as Lambda mode, deletes exactly the

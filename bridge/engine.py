@@ -1,4 +1,4 @@
-"""One execution group end to end -> outcome (DESIGN §2 steps 4-10, §6, §9, §11).
+"""One execution group end to end -> outcome (docs/design.md §2 steps 4-10, §6, §9, §11).
 
 The engine knows nothing about where events came from: drivers hand it an
 ``ExecutionGroup`` and get a ``GroupOutcome`` back. Exactly one summary line is logged per

@@ -6,7 +6,7 @@ Interface contract (used by groups, batch and the drivers):
 - ``parse_sqs_body(message_id, body)`` turns one SQS message body into a ``Message``
   (used by the standalone consumer too).
 
-Payload shapes recognised by ``parse_invocation`` (DESIGN §2 step 1, §7):
+Payload shapes recognised by ``parse_invocation`` (docs/design.md §2 step 1, §7):
 
 - ``Records[*].eventSource == "aws:sqs"``: ``Source.SQS``, shape ``sqs``, one
   ``Message`` per record (``messageId``, body parsed by ``parse_sqs_body``); ``fifo``
@@ -106,7 +106,7 @@ class Message:
 
 
 class Source(enum.Enum):
-    """Where an invocation came from; decides the response shape (DESIGN §7)."""
+    """Where an invocation came from; decides the response shape (docs/design.md §7)."""
 
     SQS = "sqs"
     DIRECT = "direct"

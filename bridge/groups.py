@@ -1,4 +1,4 @@
-"""Object events -> execution groups (DESIGN §2 steps 2-3). Pure: no I/O."""
+"""Object events -> execution groups (docs/design.md §2 steps 2-3). Pure: no I/O."""
 
 from __future__ import annotations
 

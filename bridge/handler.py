@@ -1,4 +1,4 @@
-"""Running the handler subprocess (DESIGN §2 step 8, §4).
+"""Running the handler subprocess (docs/design.md §2 step 8, §4).
 
 No shell is involved. The handler gets its own process group, so a timeout (SIGTERM, then
 SIGKILL after a grace period) reaches every child it started, and nothing it left running

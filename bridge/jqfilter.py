@@ -1,4 +1,4 @@
-"""The execution filter (DESIGN §2 step 5): a jq program over the listed objects."""
+"""The execution filter (docs/design.md §2 step 5): a jq program over the listed objects."""
 
 from __future__ import annotations
 

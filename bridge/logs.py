@@ -1,4 +1,4 @@
-"""Text or JSON log lines on stderr, with per-invocation context (DESIGN §7, §8).
+"""Text or JSON log lines on stderr, with per-invocation context (docs/design.md §7, §8).
 
 Use ``log(logger, level, message, **fields)``: fields become ``key=value`` pairs in text
 mode and top-level members in JSON mode. The current request id (a context variable set by

@@ -1,4 +1,4 @@
-"""Object keys <-> local paths, safely (DESIGN §11). Pure: no I/O.
+"""Object keys <-> local paths, safely (docs/design.md §11). Pure: no I/O.
 
 Keys are untrusted. A key maps to a path under the root folder only if, after removing
 the group prefix, it is non-empty, relative, free of NUL, and no ``/``-separated part is

@@ -1,4 +1,4 @@
-"""Lambda custom runtime: the Runtime API driver (DESIGN §8, §5).
+"""Lambda custom runtime: the Runtime API driver (docs/design.md §8, §5).
 
 The driver is thin. Each poller holds one keep-alive HTTP/1.1 connection to
 ``http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/`` (standard library ``http.client``) and
@@ -55,7 +55,7 @@ TRACE_VAR = "_X_AMZN_TRACE_ID"
 DEADLINE_VAR = "BRIDGE_DEADLINE_MS"
 CONCURRENCY_VAR = "AWS_LAMBDA_MAX_CONCURRENCY"
 
-# Runtime API headers (DESIGN §8).
+# Runtime API headers (docs/design.md §8).
 REQUEST_ID_HEADER = "Lambda-Runtime-Aws-Request-Id"
 DEADLINE_HEADER = "Lambda-Runtime-Deadline-Ms"
 TRACE_HEADER = "Lambda-Runtime-Trace-Id"

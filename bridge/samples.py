@@ -1,6 +1,6 @@
 """Realistic sample Lambda payloads, as AWS sends them (pure: no I/O).
 
-Backs the ``event`` mode (DESIGN §5) and the tests. ``sample_payload`` builds one
+Backs the ``event`` mode (docs/design.md §5) and the tests. ``sample_payload`` builds one
 payload of a given shape for one object:
 
 - ``s3``: S3 -> Lambda, ``{"Records": [<S3 notification record>]}``;

@@ -1,4 +1,4 @@
-"""Configuration from environment variables (DESIGN §3), validated together at start-up.
+"""Configuration from environment variables (docs/design.md §3), validated together at start-up.
 
 Every problem is collected and reported at once as ``VARIABLE: reason``; regexes and the
 jq program are compiled here, so a bad one never reaches an event.
@@ -149,7 +149,7 @@ class Settings(BaseSettings):
         return self.target_bucket or source_bucket
 
 
-# Every configuration variable's name (DESIGN §3), from the model's fields.
+# Every configuration variable's name (docs/design.md §3), from the model's fields.
 VARIABLES = tuple(name.upper() for name in Settings.model_fields if name != "execution_filter")
 
 

@@ -1,4 +1,4 @@
-"""Snapshot and diff of the root folder (DESIGN §6) without reading file contents.
+"""Snapshot and diff of the root folder (docs/design.md §6) without reading file contents.
 
 After the pull every file's mtime equals its object's LastModified, so recording
 ``(size, mtime_ns, inode)`` is enough: a handler that rewrites a file in place (even to the

@@ -1,4 +1,4 @@
-"""S3 listing, pulls and pushes through boto3 and s3transfer (DESIGN §2 steps 4, 6, 10)."""
+"""S3 listing, pulls and pushes through boto3 and s3transfer (docs/design.md §2 steps 4, 6, 10)."""
 
 from __future__ import annotations
 

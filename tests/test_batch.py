@@ -1,4 +1,4 @@
-"""Unit tests for bridge.batch: groups -> outcomes -> Lambda response (DESIGN §7)."""
+"""Unit tests for bridge.batch: groups -> outcomes -> Lambda response (docs/design.md §7)."""
 
 from __future__ import annotations
 

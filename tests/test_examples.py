@@ -258,7 +258,7 @@ def test_map_counts_only_the_new_inputs(
 def test_reduce_gate_stays_closed_while_an_input_has_not_arrived(
     jobs_bucket: Any, mapper: App, reducer: App
 ) -> None:
-    # The race of DESIGN §10: both inputs present are counted, so "every input has its
+    # The race of docs/design.md §10: both inputs present are counted, so "every input has its
     # counts" holds, yet c.txt is still on its way. The manifest's N=3 keeps the gate shut.
     s3 = jobs_bucket
     put_manifest(s3, sorted(TEXTS))

@@ -1,4 +1,4 @@
-"""Unit tests for bridge.groups: selection and grouping of object events (DESIGN §2)."""
+"""Unit tests for bridge.groups: selection and grouping of object events (docs/design.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests for bridge.handler: running the handler as a real subprocess (DESIGN §2 step 8)."""
+"""Unit tests for bridge.handler: the handler as a real subprocess (docs/design.md §2 step 8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests for bridge.jqfilter: the execution filter (DESIGN §2 step 5)."""
+"""Unit tests for bridge.jqfilter: the execution filter (docs/design.md §2 step 5)."""
 
 from __future__ import annotations
 

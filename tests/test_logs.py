@@ -1,4 +1,4 @@
-"""Unit tests for bridge.logs: text and JSON log lines (DESIGN §7, §8, §11)."""
+"""Unit tests for bridge.logs: text and JSON log lines (docs/design.md §7, §8, §11)."""
 
 from __future__ import annotations
 

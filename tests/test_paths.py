@@ -1,4 +1,4 @@
-"""Unit tests for bridge.paths: object keys <-> safe local paths (DESIGN §11)."""
+"""Unit tests for bridge.paths: object keys <-> safe local paths (docs/design.md §11)."""
 
 from __future__ import annotations
 

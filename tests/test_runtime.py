@@ -1,4 +1,4 @@
-"""The Lambda custom runtime (DESIGN §8, §5) against a local Runtime API and the moto server.
+"""The Lambda custom runtime (docs/design.md §8, §5) against a local Runtime API and moto.
 
 End-to-end tests run the installed ``s3-event-bridge`` as a subprocess, exactly as a Lambda
 image does (``ENTRYPOINT ["s3-event-bridge"]``, ``CMD ["python", "handler.py"]``), with

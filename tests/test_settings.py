@@ -1,4 +1,4 @@
-"""Unit tests for bridge.settings: configuration from environment variables (DESIGN §3)."""
+"""Unit tests for bridge.settings: configuration from environment variables (docs/design.md §3)."""
 
 from __future__ import annotations
 

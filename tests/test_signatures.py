@@ -1,4 +1,4 @@
-"""Unit tests for bridge.signatures: snapshot and diff of the root folder (DESIGN §6)."""
+"""Unit tests for bridge.signatures: snapshot and diff of the root folder (docs/design.md §6)."""
 
 from __future__ import annotations
 
