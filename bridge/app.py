@@ -9,6 +9,7 @@ from typing import Any
 
 from bridge.batch import InvocationResult, Routing, process_invocation
 from bridge.engine import Engine, InvocationContext
+from bridge.errors import UNRECOGNIZED_EVENT, error_document
 from bridge.events import Invocation, PayloadError, parse_invocation
 from bridge.settings import ConfigurationError, Settings, load_settings
 from bridge.storage import Storage, s3_client
@@ -73,7 +74,7 @@ class App:
         try:
             invocation = parse_invocation(payload)
         except PayloadError as exc:
-            return Answer(error_document("UnrecognizedEvent", str(exc)), is_error=True)
+            return Answer(error_document(UNRECOGNIZED_EVENT, str(exc)), is_error=True)
         result = self.process(invocation, context)
         error = result.error()
         if error is not None:
@@ -92,8 +93,3 @@ class Answer:
     body: dict[str, Any]
     is_error: bool
     all_succeeded: bool = False
-
-
-def error_document(error_type: str, message: str) -> dict[str, Any]:
-    """The Runtime API's error JSON shape."""
-    return {"errorType": error_type, "errorMessage": message, "stackTrace": []}

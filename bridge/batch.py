@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.engine import GroupOutcome
+from bridge.errors import EXECUTION_GROUP_FAILED, error_document
 from bridge.events import Invocation, Message, ObjectEvent, Source
 from bridge.groups import ExecutionGroup, group_events, select_events
 from bridge.logs import log
@@ -72,11 +73,7 @@ class InvocationResult:
         if self.invocation.source is Source.SQS or self.succeeded:
             return None
         reasons = "; ".join(f.reason for f in self.failures)
-        return {
-            "errorType": "ExecutionGroupFailed",
-            "errorMessage": reasons,
-            "stackTrace": [],
-        }
+        return error_document(EXECUTION_GROUP_FAILED, reasons)
 
 
 def process_invocation(

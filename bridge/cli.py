@@ -14,8 +14,9 @@ from typing import Any, NoReturn
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge import __version__
-from bridge.app import App, error_document, load_configuration
+from bridge.app import App, load_configuration
 from bridge.engine import Status
+from bridge.errors import CONFIGURATION_ERROR, INVALID_EVENT, STARTUP_ERROR, error_document
 from bridge.groups import ExecutionGroup
 from bridge.logs import configure_logging
 from bridge.planning import plan_key, render_plan
@@ -125,7 +126,7 @@ def _invoke_mode(options: argparse.Namespace, command: list[str]) -> int:
     try:
         payload = _read_event(options.event)
     except (OSError, ValueError) as exc:
-        _print_json(error_document("InvalidEvent", f"cannot read the event: {exc}"))
+        _print_json(error_document(INVALID_EVENT, f"cannot read the event: {exc}"))
         return EXIT_FAILED
     answer = app.handle_payload(payload)
     _print_json(answer.body)
@@ -207,9 +208,9 @@ def _lambda_mode(options: argparse.Namespace, command: list[str]) -> int:
         return runtime.serve(address, command)
     except ConfigurationError as exc:
         lines = [f"{PROG}: configuration error: {problem}" for problem in exc.problems]
-        runtime.fail_init(address, "Runtime.ConfigurationError", lines)
+        runtime.fail_init(address, CONFIGURATION_ERROR, lines)
     except runtime.StartupError as exc:
-        runtime.fail_init(address, "Runtime.StartupError", [f"{PROG}: {exc}"])
+        runtime.fail_init(address, STARTUP_ERROR, [f"{PROG}: {exc}"])
     return EXIT_USAGE
 
 

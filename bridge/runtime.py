@@ -28,14 +28,14 @@ import signal
 import sys
 import threading
 import time
-import traceback
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NoReturn, Protocol
 
-from bridge.app import Answer, App, error_document, load_configuration
+from bridge import errors
+from bridge.app import Answer, App, load_configuration
 from bridge.engine import Deadline, InvocationContext
 from bridge.handler import stop_all_handlers
 from bridge.logs import (
@@ -151,7 +151,7 @@ class RuntimeApiClient:
             f"/invocation/{_quote(request_id)}/error",
             _json_bytes(error),
             ERROR_CONTENT_TYPE,
-            {ERROR_TYPE_HEADER: str(error.get("errorType", "Runtime.Unknown"))},
+            {ERROR_TYPE_HEADER: errors.header_for(error)},
         )
 
     def post_init_error(self, error: Mapping[str, Any]) -> None:
@@ -160,7 +160,7 @@ class RuntimeApiClient:
             "/init/error",
             _json_bytes(error),
             ERROR_CONTENT_TYPE,
-            {ERROR_TYPE_HEADER: str(error.get("errorType", "Runtime.Unknown"))},
+            {ERROR_TYPE_HEADER: errors.header_for(error)},
         )
 
     def close(self) -> None:
@@ -290,7 +290,9 @@ class Poller:
                     raise
                 self.client.post_error(
                     request_id,
-                    error_document("Runtime.ResponseTooLarge", f"the response was refused: {exc}"),
+                    errors.error_document(
+                        errors.RESPONSE_TOO_LARGE, f"the response was refused: {exc}"
+                    ),
                 )
                 return "error"
         except RequestRejected as exc:
@@ -304,7 +306,9 @@ class Poller:
             payload = json.loads(invocation.payload)
         except ValueError as exc:
             return Answer(
-                error_document("InvalidEvent", f"the invocation payload is not JSON: {exc}"),
+                errors.error_document(
+                    errors.INVALID_EVENT, f"the invocation payload is not JSON: {exc}"
+                ),
                 is_error=True,
             )
         env: dict[str, str] = {}
@@ -328,11 +332,7 @@ class Poller:
             # A bug of the bridge's own: fail this invocation, keep the environment alive.
             logger.exception("unexpected error while processing the invocation")
             return Answer(
-                {
-                    "errorType": f"Runtime.{type(exc).__name__}",
-                    "errorMessage": f"unexpected error in s3-event-bridge: {exc}",
-                    "stackTrace": traceback.format_exception(exc),
-                },
+                errors.exception_document(exc, f"unexpected error in s3-event-bridge: {exc}"),
                 is_error=True,
             )
 
@@ -395,7 +395,7 @@ def serve(
         return 0
 
 
-def fail_init(address: str, error_type: str, lines: Sequence[str]) -> None:
+def fail_init(address: str, error_type: errors.ErrorType, lines: Sequence[str]) -> None:
     """Report a start-up failure: ``POST init/error`` and the same ``lines`` on stderr.
 
     The lines are written as the CLI prints them, or as JSON log lines when the environment
@@ -404,9 +404,7 @@ def fail_init(address: str, error_type: str, lines: Sequence[str]) -> None:
     message = "\n".join(lines)
     problem: str | None = None
     try:
-        RuntimeApiClient(address).post_init_error(
-            {"errorType": error_type, "errorMessage": message, "stackTrace": []}
-        )
+        RuntimeApiClient(address).post_init_error(errors.error_document(error_type, message))
     except RuntimeApiError as exc:
         problem = f"cannot report the start-up failure to the Runtime API: {exc}"
     if log_format_from_environment(os.environ) == "json":

@@ -233,7 +233,7 @@ def test_one_process_serves_many_invocations_over_one_connection(
     assert not_json.kind == "error" and not_json.body["errorType"] == "InvalidEvent"
     assert "not JSON" in not_json.body["errorMessage"]
     assert unknown.kind == "error" and unknown.body["errorType"] == "UnrecognizedEvent"
-    assert unknown.headers["Lambda-Runtime-Function-Error-Type"] == "UnrecognizedEvent"
+    assert unknown.headers["Lambda-Runtime-Function-Error-Type"] == "Function.UnrecognizedEvent"
 
     # One process, one keep-alive connection for every request it made.
     api.wait_waiting(1)
@@ -281,7 +281,7 @@ def test_direct_s3_event_whose_handler_fails_is_an_invocation_error(
     answer = api.wait_answer(request_id)
 
     assert answer.kind == "error"
-    assert answer.headers["Lambda-Runtime-Function-Error-Type"] == "ExecutionGroupFailed"
+    assert answer.headers["Lambda-Runtime-Function-Error-Type"] == "Function.ExecutionGroupFailed"
     assert answer.headers["Content-Type"] == "application/vnd.aws.lambda.error+json"
     assert answer.body["errorType"] == "ExecutionGroupFailed"
     assert "handler exited with status 3" in answer.body["errorMessage"]
@@ -575,6 +575,7 @@ def test_poller_turns_a_bridge_bug_into_an_error_and_goes_on(api: FakeRuntimeApi
 
     error = api.wait_answer(first)
     assert error.kind == "error" and error.body["errorType"] == "Runtime.KeyError"
+    assert error.headers["Lambda-Runtime-Function-Error-Type"] == "Runtime.KeyError"
     assert "missing" in error.body["errorMessage"]
     assert any("KeyError" in line for line in error.body["stackTrace"])
     assert api.wait_answer(second).body == {}
