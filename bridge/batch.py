@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.engine import GroupOutcome
 from bridge.errors import EXECUTION_GROUP_FAILED, error_document
 from bridge.events import Invocation, Message, ObjectEvent, Source
 from bridge.groups import ExecutionGroup, group_events, select_events
 from bridge.logs import log
+from bridge.outcomes import GroupOutcome
 
 logger = logging.getLogger("bridge.batch")
 
@@ -35,10 +35,15 @@ class Routing:
 
 @dataclass(frozen=True)
 class MessageFailure:
-    """A message that did not succeed, and why."""
+    """A message that did not succeed, and why.
+
+    ``not_run`` marks a message none of whose work failed: it was only left undone because
+    the driver is shutting down (its groups were ``not run``), so it can be released at once.
+    """
 
     message_id: str | None
     reason: str
+    not_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,11 @@ class InvocationResult:
     def failed_message_ids(self) -> list[str]:
         """Ids of the messages to report (SQS) or leave for redelivery (consumer)."""
         return [f.message_id for f in self.failures if f.message_id is not None]
+
+    @property
+    def not_run_message_ids(self) -> list[str]:
+        """Ids of the failed messages that were only left undone (shutdown), never failed."""
+        return [f.message_id for f in self.failures if f.not_run and f.message_id is not None]
 
     def response(self) -> dict[str, Any]:
         """The Lambda response: the partial batch response for SQS, ``{}`` for direct.
@@ -87,9 +97,9 @@ def process_invocation(
     outcomes = _run_groups(_events_of(parsed), routing, run_group)
     failed_groups = [o for o in outcomes if not o.ok]
     for message in parsed:
-        reasons = [_failure_reason(o) for o in failed_groups if _contributed(message, o)]
-        if reasons:
-            failures.append(MessageFailure(message.message_id, "; ".join(reasons)))
+        failure = _message_failure(message, [o for o in failed_groups if _contributed(message, o)])
+        if failure is not None:
+            failures.append(failure)
     return InvocationResult(invocation, tuple(outcomes), tuple(failures))
 
 
@@ -104,13 +114,16 @@ def _process_in_order(
         else:
             message_outcomes = _run_groups(message.events, routing, run_group, stop_on_failure=True)
             outcomes.extend(message_outcomes)
-            reasons = [_failure_reason(o) for o in message_outcomes if not o.ok]
-            if reasons:
-                failures.append(MessageFailure(message.message_id, "; ".join(reasons)))
+            failure = _message_failure(message, [o for o in message_outcomes if not o.ok])
+            if failure is not None:
+                failures.append(failure)
         if failures:
+            not_run = failures[-1].not_run
             reason = f"not processed: an earlier message ({message.message_id}) failed"
+            if not_run:
+                reason = f"not processed: an earlier message ({message.message_id}) was not run"
             failures += [
-                MessageFailure(later.message_id, reason)
+                MessageFailure(later.message_id, reason, not_run=not_run)
                 for later in invocation.messages[index + 1 :]
             ]
             break
@@ -142,6 +155,14 @@ def _contributed(message: Message, outcome: GroupOutcome) -> bool:
     if message.message_id is None:  # a direct invocation is a single message
         return True
     return message.message_id in outcome.group.message_ids
+
+
+def _message_failure(message: Message, failed: Sequence[GroupOutcome]) -> MessageFailure | None:
+    """The failure of a message whose groups include ``failed`` (none: it succeeded)."""
+    if not failed:
+        return None
+    reason = "; ".join(_failure_reason(o) for o in failed)
+    return MessageFailure(message.message_id, reason, not_run=not any(o.ran for o in failed))
 
 
 def _failure_reason(outcome: GroupOutcome) -> str:

@@ -15,7 +15,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge import __version__
 from bridge.app import App, load_configuration
-from bridge.engine import Status
 from bridge.errors import CONFIGURATION_ERROR, INVALID_EVENT, STARTUP_ERROR, error_document
 from bridge.groups import ExecutionGroup
 from bridge.logs import configure_logging
@@ -117,7 +116,7 @@ def _run_mode(options: argparse.Namespace, command: list[str]) -> int:
         prefix += "/"
     app = App.create(settings, handler)
     outcome = app.engine.run_group(ExecutionGroup(bucket, prefix, ()))
-    return EXIT_OK if outcome.status is not Status.FAILED else EXIT_FAILED
+    return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
 def _invoke_mode(options: argparse.Namespace, command: list[str]) -> int:

@@ -27,11 +27,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.app import App
 from bridge.batch import process_invocation
-from bridge.engine import GroupOutcome, Status
 from bridge.events import Invocation, Source, parse_sqs_body
 from bridge.groups import ExecutionGroup
 from bridge.handler import stop_all_handlers
 from bridge.logs import log, request_context
+from bridge.outcomes import GroupOutcome, not_run
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("bridge.consumer")
 
-SHUTDOWN_REASON = "not run: the consumer is shutting down"
 BACKOFF_START, BACKOFF_CAP = 1.0, 60.0
 _SQS_BATCH = 10  # entries per DeleteMessageBatch / ChangeMessageVisibilityBatch call
 
@@ -162,9 +161,9 @@ class Consumer:
             )
 
         failed = set(result.failed_message_ids)
-        not_run = _messages_not_run(result.outcomes)
+        undone = set(result.not_run_message_ids)
         succeeded = [mid for mid in receipts if mid not in failed]
-        released = [mid for mid in receipts if mid in failed and mid in not_run]
+        released = [mid for mid in receipts if mid in undone]
         _delete(sqs, self.options.queue_url, {mid: receipts[mid] for mid in succeeded})
         _change_visibility(sqs, self.options.queue_url, {m: receipts[m] for m in released}, 0)
         log(
@@ -180,12 +179,8 @@ class Consumer:
     def _run_group_or_skip(self, app: App, group: ExecutionGroup) -> GroupOutcome:
         # Groups not started before a shutdown are not started: their messages are released.
         if self.stopping.is_set():
-            return GroupOutcome(group, Status.FAILED, SHUTDOWN_REASON)
+            return not_run(group, "the consumer is shutting down")
         return app.engine.run_group(group)
-
-
-def _messages_not_run(outcomes: Sequence[GroupOutcome]) -> set[str]:
-    return {mid for o in outcomes if o.reason == SHUTDOWN_REASON for mid in o.group.message_ids}
 
 
 class _Heartbeat:

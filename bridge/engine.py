@@ -7,7 +7,6 @@ group, whatever happens.
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import mimetypes
@@ -28,6 +27,7 @@ from bridge.groups import ExecutionGroup
 from bridge.handler import KILL_GRACE_SECONDS, run_handler
 from bridge.jqfilter import FilterRuntimeError, FilterVerdict
 from bridge.logs import log
+from bridge.outcomes import GroupOutcome, Status
 from bridge.paths import ListedObject, PullPlan, object_key, plan_pull
 from bridge.settings import Settings
 from bridge.storage import DEPTH_METADATA, MULTIPART_THRESHOLD, Storage, Upload
@@ -36,29 +36,6 @@ logger = logging.getLogger("bridge.engine")
 
 EVENTS_FILE_VAR = "BRIDGE_EVENTS_FILE"
 CHAIN_DEPTH_REASON = "chain depth limit reached"
-
-
-class Status(enum.Enum):
-    """How a group ended; ``skipped`` (the filter said false) counts as success."""
-
-    SUCCEEDED = "succeeded"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class GroupOutcome:
-    """The result of one execution group."""
-
-    group: ExecutionGroup
-    status: Status
-    reason: str | None = None
-    uploaded: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """Succeeded or skipped."""
-        return self.status is not Status.FAILED
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
 
 from bridge.batch import InvocationResult, MessageFailure, Routing, process_invocation
-from bridge.engine import GroupOutcome, Status
 from bridge.events import Invocation, Message, ObjectEvent, Source
 from bridge.groups import ExecutionGroup
+from bridge.outcomes import GroupOutcome, Status, not_run
 
 ALL = Routing(match_key=None, match_events=None, pull_parent_dirs=0)
 
@@ -44,10 +46,13 @@ class FakeEngine:
 
     failing: set[str] = field(default_factory=set)
     skipping: set[str] = field(default_factory=set)
+    not_starting: set[str] = field(default_factory=set)
     ran: list[ExecutionGroup] = field(default_factory=list)
 
     def __call__(self, group: ExecutionGroup) -> GroupOutcome:
         self.ran.append(group)
+        if group.prefix in self.not_starting:
+            return not_run(group, "shutting down")
         if group.prefix in self.failing:
             return GroupOutcome(group, Status.FAILED, reason=f"handler broke on {group.prefix}")
         if group.prefix in self.skipping:
@@ -303,3 +308,80 @@ def test_direct_with_nothing_matching_succeeds() -> None:
     assert engine.ran == []
     assert result.succeeded
     assert result.response() == {}
+
+
+# --------------------------------------------------------------------------- purity, not run
+
+
+def test_importing_batch_loads_no_aws_or_jq_library() -> None:
+    """``batch`` is pure: importing it must not drag in boto3 (nor botocore, s3transfer, jq)."""
+    probe = (
+        "import bridge.batch, sys; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} "
+        "& {'boto3', 'botocore', 's3transfer', 'jq'}))"
+    )
+    exact = "import bridge.batch, sys; print('boto3' in sys.modules)"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", exact], capture_output=True, text=True, check=True
+        ).stdout
+        == "False\n"
+    )
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        ).stdout
+        == "[]\n"
+    )
+
+
+def test_not_run_group_is_neither_success_nor_a_failure_that_ran() -> None:
+    outcome = not_run(ExecutionGroup("bkt", "a/", ()), "shutting down")
+    assert outcome.status is Status.NOT_RUN
+    assert not outcome.ok
+    assert not outcome.ran
+    assert outcome.reason == "not run: shutting down"
+
+
+def test_message_whose_groups_were_not_run_is_reported_as_not_run() -> None:
+    engine = FakeEngine(not_starting={"b/"})
+    result = process_invocation(sqs(msg("m1", "a/1"), msg("m2", "b/1")), ALL, engine)
+    assert item_failures(result) == ["m2"]  # not acknowledged: it must be delivered again
+    assert result.not_run_message_ids == ["m2"]
+    assert result.failures == (MessageFailure("m2", "s3://bkt/b/: not run: shutting down", True),)
+
+
+def test_message_with_a_failed_and_a_not_run_group_is_a_real_failure() -> None:
+    engine = FakeEngine(failing={"a/"}, not_starting={"b/"})
+    result = process_invocation(sqs(msg("m1", "a/1", "b/1")), ALL, engine)
+    assert item_failures(result) == ["m1"]
+    assert result.not_run_message_ids == []
+
+
+def test_not_run_is_recognised_by_status_not_by_reason_text() -> None:
+    """A handler failure whose reason merely reads like a shutdown is still a failure."""
+
+    def run_group(group: ExecutionGroup) -> GroupOutcome:
+        return GroupOutcome(group, Status.FAILED, "not run: the consumer is shutting down")
+
+    result = process_invocation(sqs(msg("m1", "a/1")), ALL, run_group)
+    assert item_failures(result) == ["m1"]
+    assert result.not_run_message_ids == []
+
+
+def test_fifo_messages_after_a_not_run_one_are_not_run_too() -> None:
+    engine = FakeEngine(not_starting={"b/"})
+    result = process_invocation(
+        sqs(msg("m1", "a/1"), msg("m2", "b/1"), msg("m3", "c/1"), fifo=True), ALL, engine
+    )
+    assert engine.prefixes == ["a/", "b/"]
+    assert item_failures(result) == ["m2", "m3"]
+    assert result.not_run_message_ids == ["m2", "m3"]
+    assert result.failures[1].reason == "not processed: an earlier message (m2) was not run"
+
+
+def test_fifo_messages_after_a_real_failure_are_not_marked_not_run() -> None:
+    engine = FakeEngine(failing={"a/"})
+    result = process_invocation(sqs(msg("m1", "a/1"), msg("m2", "b/1"), fifo=True), ALL, engine)
+    assert item_failures(result) == ["m1", "m2"]
+    assert result.not_run_message_ids == []

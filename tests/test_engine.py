@@ -21,9 +21,10 @@ import pytest
 import bridge.engine
 import bridge.handler
 from bridge.app import App
-from bridge.engine import CHAIN_DEPTH_REASON, Engine, Status
+from bridge.engine import CHAIN_DEPTH_REASON, Engine
 from bridge.events import ObjectEvent
 from bridge.groups import ExecutionGroup
+from bridge.outcomes import Status
 from bridge.samples import sample_payload
 from tests.conftest import MotoServer
 from tests.helpers import (

@@ -21,10 +21,10 @@ from PIL import ExifTags, Image
 
 from bridge.app import App
 from bridge.batch import InvocationResult
-from bridge.engine import GroupOutcome, Status
 from bridge.events import ObjectEvent, parse_invocation
 from bridge.groups import group_events, select_events
 from bridge.jqfilter import ExecutionFilter
+from bridge.outcomes import GroupOutcome, Status
 from bridge.samples import sample_payload
 from bridge.settings import load_settings
 from tests.conftest import EXAMPLES
