@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -15,35 +17,81 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge import __version__
 from bridge.app import App, load_configuration
+from bridge.awserrors import describe as describe_aws_error
 from bridge.errors import CONFIGURATION_ERROR, INVALID_EVENT, STARTUP_ERROR, error_document
 from bridge.groups import ExecutionGroup
-from bridge.logs import configure_logging
+from bridge.logs import (
+    configure_logging,
+    install_exception_logging,
+    log_format_from_environment,
+    report,
+)
 from bridge.planning import plan_key, render_plan
-from bridge.samples import SHAPES, sample_payload
+from bridge.samples import SHAPES, sample_batch
 from bridge.settings import ConfigurationError, Settings
 
 PROG = "s3-event-bridge"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader left
 
 
 class UsageError(Exception):
     """Bad command line: exit 2 with a one-line reason."""
 
 
+class CommandFailed(Exception):
+    """A mode cannot do its work: one line and ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``s3-event-bridge`` command."""
+    """Entry point of the ``s3-event-bridge`` command.
+
+    Whatever goes wrong ends in one line on stderr (a JSON line with ``LOG_FORMAT=json``) and
+    an exit status: 2 for usage and configuration errors, 1 for failures; never a traceback,
+    except for a bug of the bridge's own with ``LOG_LEVEL=DEBUG``.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         return _dispatch(args)
     except UsageError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        report([f"{PROG}: {exc}"])
         return EXIT_USAGE
     except ConfigurationError as exc:
-        for problem in exc.problems:
-            print(f"{PROG}: configuration error: {problem}", file=sys.stderr)
+        report([f"{PROG}: configuration error: {problem}" for problem in exc.problems])
         return EXIT_USAGE
+    except CommandFailed as exc:
+        report([f"{PROG}: {exc}"])
+        return exc.exit_code
+    except (BotoCoreError, ClientError) as exc:
+        problem = describe_aws_error(exc)
+        report([f"{PROG}: {problem.message}"])
+        return problem.exit_code
+    except BrokenPipeError:
+        # The reader went away (`plan ... | head -1`): end quietly, as Unix tools do.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug of the bridge's own: one line, the traceback on demand
+        debug = os.environ.get("LOG_LEVEL", "").strip().upper() == "DEBUG"
+        lines = [f"{PROG}: internal error: {type(exc).__name__}: {exc}"]
+        if not debug:
+            lines[0] += " (set LOG_LEVEL=DEBUG for the traceback)"
+        report(lines, logging.CRITICAL, exc=exc)
+        if debug and log_format_from_environment(os.environ) != "json":
+            traceback.print_exception(exc, file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit; pointing it at /dev/null keeps that quiet too.
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _dispatch(args: list[str]) -> int:
@@ -65,7 +113,15 @@ def _dispatch(args: list[str]) -> int:
             "runs lambda mode only when AWS_LAMBDA_RUNTIME_API is set"
         )
     parser = _mode_parser(mode)
-    options, command = _split_command(parser, rest)
+    try:
+        options, command = _split_command(parser, rest)
+    except UsageError as exc:
+        if MODES[mode].takes_command and "--" not in rest and "unrecognized" in str(exc):
+            raise UsageError(
+                f"{exc} (if they belong to the handler command, put '--' before it: "
+                f"{PROG} {mode} [OPTIONS] -- COMMAND [ARGS ...])"
+            ) from None
+        raise
     if command and not MODES[mode].takes_command:
         raise UsageError(f"{mode}: unexpected arguments: {' '.join(command)}")
     return MODES[mode].run(options, command)
@@ -98,6 +154,7 @@ def _configure(command: Sequence[str] | None = None) -> tuple[Settings, tuple[st
     """Load the configuration (and, for modes that run a handler, its command); set up logs."""
     settings, resolved = load_configuration(command)
     configure_logging(settings.log_format, settings.log_level)
+    install_exception_logging()
     return settings, resolved
 
 
@@ -159,12 +216,13 @@ def _plan_mode(options: argparse.Namespace, command: list[str]) -> int:
 def _event_mode(options: argparse.Namespace, command: list[str]) -> int:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     try:
-        payload = sample_payload(
+        payload = sample_batch(
             options.shape,
             options.bucket,
             options.key,
             event_name=options.event_name.removeprefix("s3:"),
             size=options.size,
+            one_message=options.batch,
             region=region,
         )
     except ValueError as exc:
@@ -191,7 +249,13 @@ def _consume_mode(options: argparse.Namespace, command: list[str]) -> int:
         make_sqs=sqs_client,
     )
     consumer.install_signal_handlers()
-    return consumer.run()
+    try:
+        return consumer.run()
+    except (BotoCoreError, ClientError) as exc:  # workers retry their own: this is start-up
+        problem = describe_aws_error(exc, queue_url=options.queue_url)
+        raise CommandFailed(
+            f"consume: cannot start: {problem.message}", problem.exit_code
+        ) from None
 
 
 def _lambda_mode(options: argparse.Namespace, command: list[str]) -> int:
@@ -287,7 +351,18 @@ def _plan_args(parser: argparse.ArgumentParser) -> None:
 def _event_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shape", choices=SHAPES, help="payload shape")
     parser.add_argument("--bucket", required=True, help="bucket name")
-    parser.add_argument("--key", required=True, help="object key (decoded; encoded as AWS does)")
+    parser.add_argument(
+        "--key",
+        required=True,
+        action="append",
+        help="object key (decoded; encoded as AWS does); repeat it for a batch of one message "
+        "per key",
+    )
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="with several --key: one message holding one record per key (sqs, sns)",
+    )
     parser.add_argument(
         "--event-name",
         default="ObjectCreated:Put",
@@ -329,7 +404,7 @@ def _mode_parser(mode: str) -> argparse.ArgumentParser:
 
 def _top_parser() -> argparse.ArgumentParser:
     lines = [f"  {name:<8} {spec.help}" for name, spec in MODES.items()]
-    return argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog=PROG,
         usage=f"{PROG} [MODE] [MODE OPTIONS] [--] [HANDLER COMMAND ...]",
         description="Run a file-in/file-out program on S3 events.\n\nmodes:\n"
@@ -338,6 +413,8 @@ def _top_parser() -> argparse.ArgumentParser:
         "variables (see the README).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    return parser
 
 
 if __name__ == "__main__":

@@ -73,10 +73,18 @@ class Consumer:
         self._make_sqs = make_sqs
         self.stopping = threading.Event()
         self._hard_stop = threading.Event()
+        self._failed = threading.Event()  # a message failed, or SQS could not be read
 
     def run(self) -> int:
-        """Consume until stopped (or once); returns the exit status (0)."""
-        visibility = self.options.visibility_timeout or self._queue_visibility_timeout()
+        """Consume until stopped (or once); returns the exit status.
+
+        0, except with ``--once`` when a message failed or SQS could not be read (1). Start-up
+        problems (no region, a queue that does not exist, access denied, an endpoint that
+        does not answer) are raised before any worker starts: retrying cannot fix them.
+        """
+        # One call before anything starts: it proves the queue exists and can be reached.
+        queue_visibility = self._queue_visibility_timeout()
+        visibility = self.options.visibility_timeout or queue_visibility
         # Clients are created here, one set per worker, not in the threads: creating clients
         # from one boto3 session is not thread-safe.
         workers = [
@@ -93,7 +101,7 @@ class Consumer:
         for worker in workers:
             while worker.is_alive():
                 worker.join(timeout=0.2)
-        return 0
+        return 1 if self.options.once and self._failed.is_set() else 0
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         """First call: stop receiving and drain. Second call: stop running handlers now."""
@@ -125,6 +133,7 @@ class Consumer:
                     self._process(app, sqs, messages, visibility)
                 backoff = BACKOFF_START
             except (ClientError, BotoCoreError) as exc:
+                self._failed.set()
                 log(
                     logger, logging.ERROR, "SQS error, backing off", error=str(exc), seconds=backoff
                 )
@@ -164,6 +173,8 @@ class Consumer:
         undone = set(result.not_run_message_ids)
         succeeded = [mid for mid in receipts if mid not in failed]
         released = [mid for mid in receipts if mid in undone]
+        if len(failed) > len(released):
+            self._failed.set()
         _delete(sqs, self.options.queue_url, {mid: receipts[mid] for mid in succeeded})
         _change_visibility(sqs, self.options.queue_url, {m: receipts[m] for m in released}, 0)
         log(

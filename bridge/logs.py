@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TextIO
@@ -126,6 +127,32 @@ def log_format_from_environment(environ: Mapping[str, str]) -> str:
     if explicit:
         return "json" if explicit == "json" else "text"
     return "json" if environ.get("AWS_LAMBDA_LOG_FORMAT", "").strip().upper() == "JSON" else "text"
+
+
+def report(
+    lines: Sequence[str],
+    level: int = logging.ERROR,
+    environ: Mapping[str, str] | None = None,
+    stream: TextIO | None = None,
+    exc: BaseException | None = None,
+) -> None:
+    """Write diagnostic ``lines`` to stderr in the format the environment asks for.
+
+    For what is said before logging is set up, or instead of it (a configuration that does
+    not load, a usage error, a crash): plain lines, or JSON lines when ``LOG_FORMAT=json``
+    (or Lambda's ``AWS_LAMBDA_LOG_FORMAT=JSON``). ``exc`` adds its stack trace to JSON lines.
+    """
+    out = stream or sys.stderr
+    if log_format_from_environment(os.environ if environ is None else environ) == "json":
+        formatter = JsonFormatter()
+        for line in lines:
+            info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+            record = logging.LogRecord("bridge", level, "", 0, line, None, info)
+            print(formatter.format(record), file=out)
+    else:
+        for line in lines:
+            print(line, file=out)
+    out.flush()
 
 
 def install_exception_logging() -> None:

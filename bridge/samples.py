@@ -28,6 +28,7 @@ import hashlib
 import json
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
@@ -93,6 +94,48 @@ def sample_payload(
     if shape == "sqs":
         return {"Records": [_sqs_record(text, region, when)]}
     return {"Records": [_sns_record(text, region, when)]}
+
+
+def sample_batch(
+    shape: str,
+    bucket: str,
+    keys: Sequence[str],
+    event_name: str = "ObjectCreated:Put",
+    size: int = 1024,
+    *,
+    one_message: bool = False,
+    region: str = "us-east-1",
+    now: datetime | None = None,
+) -> dict[str, object]:
+    """A payload of ``shape`` for several objects: one message per key, as a batch.
+
+    ``one_message`` puts every key in one message instead (one SQS message or SNS
+    notification whose S3 notification holds one record per key). A direct S3 payload is
+    one ``Records`` list either way; an EventBridge event carries exactly one object.
+    Raises ``ValueError`` as ``sample_payload`` does, and for several keys in ``eventbridge``.
+    """
+    if not keys:
+        raise ValueError("give at least one key")
+    when = (now or datetime.now(UTC)).astimezone(UTC)
+
+    def records(of_shape: str) -> list[object]:
+        found: list[object] = []
+        for key in keys:
+            payload = sample_payload(
+                of_shape, bucket, key, event_name, size, region=region, now=when
+            )
+            found += payload["Records"]  # type: ignore[arg-type]
+        return found
+
+    if len(keys) == 1:
+        return sample_payload(shape, bucket, keys[0], event_name, size, region=region, now=when)
+    if shape == "eventbridge":
+        raise ValueError("an EventBridge event carries one object: give a single --key")
+    if not one_message or shape == "s3":
+        return {"Records": records(shape)}
+    text = json.dumps({"Records": records("s3")}, separators=(",", ":"))
+    wrap = _sqs_record if shape == "sqs" else _sns_record
+    return {"Records": [wrap(text, region, when)]}
 
 
 # --------------------------------------------------------------------------- S3
