@@ -32,6 +32,19 @@ class Routing:
     match_events: re.Pattern[str] | None
     pull_parent_dirs: int
 
+    def route(self, events: Iterable[ObjectEvent]) -> Routed:
+        """Select the events and group the kept ones: what every driver and ``plan`` run."""
+        selection = select_events(events, self.match_key, self.match_events)
+        return Routed(tuple(group_events(selection.kept, self.pull_parent_dirs)), selection.ignored)
+
+
+@dataclass(frozen=True)
+class Routed:
+    """The execution groups of some events, and the events ignored with the reason for each."""
+
+    groups: tuple[ExecutionGroup, ...]
+    ignored: tuple[tuple[ObjectEvent, str], ...]
+
 
 @dataclass(frozen=True)
 class MessageFailure:
@@ -136,11 +149,11 @@ def _run_groups(
     run_group: RunGroup,
     stop_on_failure: bool = False,
 ) -> list[GroupOutcome]:
-    selection = select_events(events, routing.match_key, routing.match_events)
-    for event, why in selection.ignored:
+    routed = routing.route(events)
+    for event, why in routed.ignored:
         log(logger, logging.INFO, "event ignored", bucket=event.bucket, key=event.key, why=why)
     outcomes = []
-    for group in group_events(selection.kept, routing.pull_parent_dirs):
+    for group in routed.groups:
         outcomes.append(run_group(group))
         if stop_on_failure and not outcomes[-1].ok:
             break

@@ -14,9 +14,9 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +28,15 @@ from bridge.handler import KILL_GRACE_SECONDS, run_handler
 from bridge.jqfilter import FilterRuntimeError, FilterVerdict
 from bridge.logs import log
 from bridge.outcomes import GroupOutcome, Status
-from bridge.paths import ListedObject, PullPlan, object_key, plan_pull
+from bridge.paths import ListedObject, PullItem, PullPlan, object_key, plan_event_pull, plan_pull
 from bridge.settings import Settings
-from bridge.storage import DEPTH_METADATA, MULTIPART_THRESHOLD, Storage, Upload
+from bridge.storage import DEPTH_METADATA, MULTIPART_THRESHOLD, Storage, Upload, error_code
 
 logger = logging.getLogger("bridge.engine")
 
 EVENTS_FILE_VAR = "BRIDGE_EVENTS_FILE"
 CHAIN_DEPTH_REASON = "chain depth limit reached"
+GONE_REASON = "gone since its event (404)"
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,10 @@ class GroupFailure(Exception):
 class _Report:
     """What the summary line says about a group; filled in as the phases run."""
 
+    scope: str = "prefix"
     listed: int = 0
     pulled: int = 0
+    gone: int = 0  # events scope: triggering objects deleted since their event
     skipped: dict[str, str] = field(default_factory=dict)
     bytes_in: int = 0
     bytes_out: int = 0
@@ -93,15 +96,54 @@ class _Report:
 
 
 @dataclass(frozen=True)
+class ChainDepth:
+    """The loop guard's verdict (docs/design.md §9): the group's depth against the limit."""
+
+    depth: int
+    limit: int  # MAX_CHAIN_DEPTH; 0 disables the guard
+
+    @property
+    def exceeded(self) -> bool:
+        """The group must not run."""
+        return bool(self.limit) and self.depth >= self.limit
+
+    @property
+    def reason(self) -> str:
+        """The failure reason when ``exceeded``."""
+        return f"{CHAIN_DEPTH_REASON} (depth {self.depth}, MAX_CHAIN_DEPTH {self.limit})"
+
+
+@dataclass(frozen=True)
 class GroupPlan:
-    """What ``plan`` shows: everything the engine would decide, with nothing run."""
+    """Everything the engine decides about a group before pulling: ``run`` executes it and
+    ``plan`` prints it, so a dry run cannot drift from what runs.
+
+    ``listing`` is None when nothing is listed (``PULL_SCOPE=events`` without a filter).
+    ``depth_probes`` are the triggering keys whose chain depth is not read from a GetObject
+    response of the pull, so it needs a HeadObject. ``chain`` is filled in by ``plan_group``
+    (from HeadObject) and left None by ``run_group``, which learns the depths while pulling.
+    """
 
     group: ExecutionGroup
+    scope: str
     target_bucket: str
-    listed: int
-    pull: PullPlan
+    listing: tuple[ListedObject, ...] | None
     verdict: FilterVerdict | None
     filter_error: str | None
+    pull: PullPlan
+    depth_probes: tuple[str, ...]
+    chain: ChainDepth | None = None
+    chain_error: str | None = None
+
+    @property
+    def listed(self) -> int | None:
+        """How many objects were listed; None when nothing was listed."""
+        return None if self.listing is None else len(self.listing)
+
+    @property
+    def proceeds(self) -> bool:
+        """The filter lets the group run (no filter, or any first output but ``false``)."""
+        return self.filter_error is None and (self.verdict is None or self.verdict.proceed)
 
 
 class Engine:
@@ -115,8 +157,8 @@ class Engine:
     def run_group(
         self, group: ExecutionGroup, context: InvocationContext | None = None
     ) -> GroupOutcome:
-        """List, filter, pull, run the handler, diff and push one group."""
-        report = _Report()
+        """Decide (list, filter, pull plan), then pull, run the handler, diff and push."""
+        report = _Report(scope=self.settings.pull_scope)
         try:
             outcome = self._run(group, context or InvocationContext(), report)
         except GroupFailure as exc:
@@ -129,62 +171,111 @@ class Engine:
         self._summarise(group, outcome, report)
         return outcome
 
-    def plan_group(self, group: ExecutionGroup) -> GroupPlan:
-        """Decide what ``run_group`` would do, without pulling, running or writing anything."""
-        listing = self.storage.list_objects(group.bucket, group.prefix)
+    def decide(self, group: ExecutionGroup, report: _Report | None = None) -> GroupPlan:
+        """List (unless the scope needs no listing), evaluate the filter, plan the pull.
+
+        Reads only listings: the one decision path of ``run_group`` and ``plan_group``.
+        """
+        report = report or _Report()
+        settings = self.settings
+        events_scope = settings.pull_scope == "events"
+        listing: tuple[ListedObject, ...] | None = None
+        if not events_scope or settings.execution_filter is not None:
+            with report.phase("list"):
+                listing = tuple(self.storage.list_objects(group.bucket, group.prefix))
+            report.listed = len(listing)
+
         verdict, error = None, None
-        if self.settings.execution_filter is not None:
-            try:
-                verdict = self.settings.execution_filter.evaluate([o.listing for o in listing])
-            except FilterRuntimeError as exc:
-                error = str(exc)
+        if settings.execution_filter is not None:
+            assert listing is not None
+            with report.phase("filter"):
+                try:
+                    verdict = settings.execution_filter.evaluate([o.listing for o in listing])
+                except FilterRuntimeError as exc:
+                    error = str(exc)
+            report.filter = verdict.describe() if verdict is not None else None
+
+        if events_scope:
+            pull = plan_event_pull(group.events, group.prefix, settings.pull_match_keys)
+        else:
+            pull = plan_pull(listing or (), group.prefix, settings.pull_match_keys)
+        pulled = {item.obj.key for item in pull.pull}
+        probes = tuple(
+            dict.fromkeys(
+                e.key
+                for e in group.events
+                if e.key not in pulled and not (events_scope and e.is_removal)
+            )
+        )
         return GroupPlan(
             group=group,
-            target_bucket=self.settings.target_for(group.bucket),
-            listed=len(listing),
-            pull=plan_pull(listing, group.prefix, self.settings.pull_match_keys),
+            scope=settings.pull_scope,
+            target_bucket=settings.target_for(group.bucket),
+            listing=listing,
             verdict=verdict,
             filter_error=error,
+            pull=pull,
+            depth_probes=probes,
         )
+
+    def plan_group(self, group: ExecutionGroup) -> GroupPlan:
+        """What ``run_group`` would do, without pulling, running or writing anything.
+
+        The chain depth is read with a HeadObject per triggering object (the run reads it
+        from the GetObject responses instead).
+        """
+        plan = self.decide(group)
+        try:
+            depths = {key: self.storage.depth_of(group.bucket, key) for key in plan.depth_probes}
+            depths.update(
+                {
+                    item.obj.key: self.storage.depth_of(group.bucket, item.obj.key)
+                    for item in plan.pull.pull
+                    if item.obj.key in {e.key for e in group.events}
+                }
+            )
+        except (ClientError, BotoCoreError) as exc:
+            return replace(plan, chain_error=f"{type(exc).__name__}: {exc}")
+        return replace(plan, chain=self._chain_verdict(depths.values()))
+
+    def _chain_verdict(self, depths: Iterable[int]) -> ChainDepth:
+        return ChainDepth(max([0, *depths]), self.settings.max_chain_depth)
 
     def _run(
         self, group: ExecutionGroup, context: InvocationContext, report: _Report
     ) -> GroupOutcome:
-        with report.phase("list"):
-            listing = self.storage.list_objects(group.bucket, group.prefix)
-        report.listed = len(listing)
+        with _s3_context("list", group.bucket, group.prefix):
+            plan = self.decide(group, report)
+        if plan.filter_error is not None:
+            raise GroupFailure(f"FilterRuntimeError: {plan.filter_error}")
+        if not plan.proceeds:
+            return GroupOutcome(group, Status.SKIPPED, "execution filter returned false")
 
-        execution_filter = self.settings.execution_filter
-        if execution_filter is not None:
-            with report.phase("filter"):
-                verdict = execution_filter.evaluate([o.listing for o in listing])
-            report.filter = verdict.describe()
-            if not verdict.proceed:
-                return GroupOutcome(group, Status.SKIPPED, "execution filter returned false")
-
-        plan = plan_pull(listing, group.prefix, self.settings.pull_match_keys)
-        report.skipped = {s.key: s.reason for s in plan.skipped}
-        for skipped in plan.skipped:
+        report.skipped = {s.key: s.reason for s in plan.pull.skipped}
+        for skipped in plan.pull.skipped:
             if skipped.warn:
                 log(logger, logging.WARNING, "object skipped", key=skipped.key, why=skipped.reason)
 
         with tempfile.TemporaryDirectory(prefix="s3-event-bridge-") as workdir:
             root = Path(workdir, "root")
             root.mkdir()
-            _check_free_space(root, plan.total_bytes)
-            with report.phase("pull"):
-                depths = self.storage.pull(group.bucket, plan.pull, root)
-            report.pulled, report.bytes_in = len(plan.pull), plan.total_bytes
+            _check_free_space(root, plan.pull.total_bytes)
+            with report.phase("pull"), _s3_context("pull", group.bucket, group.prefix):
+                pulled, depths = self._pull(plan, root, report)
 
-            depth = self._chain_depth(group, depths)
-            report.depth = depth
-            limit = self.settings.max_chain_depth
-            if limit and depth >= limit:
-                raise GroupFailure(f"{CHAIN_DEPTH_REASON} (depth {depth}, MAX_CHAIN_DEPTH {limit})")
+            with _s3_context("read the chain depth", group.bucket, group.prefix):
+                probed = [self.storage.depth_of(group.bucket, key) for key in plan.depth_probes]
+            triggering = {event.key for event in group.events}
+            chain = self._chain_verdict(
+                [*(depth for key, depth in depths.items() if key in triggering), *probed]
+            )
+            report.depth = chain.depth
+            if chain.exceeded:
+                raise GroupFailure(chain.reason)
 
-            snapshot = signatures.take_snapshot(root, (item.path for item in plan.pull))
+            snapshot = signatures.take_snapshot(root, (item.path for item in pulled))
             events_file = Path(workdir, "events.json")
-            _write_events_file(events_file, group, plan)
+            _write_events_file(events_file, group, pulled)
 
             with report.phase("handler"):
                 result = run_handler(
@@ -199,19 +290,28 @@ class Engine:
 
             with report.phase("diff"):
                 candidates = signatures.changed_files(root, snapshot)
-            with report.phase("push"):
-                self._push(group, root, candidates, listing, depth + 1, report)
+            with report.phase("push"), _s3_context("push to", plan.target_bucket, group.prefix):
+                self._push(group, root, candidates, plan, chain.depth + 1, report)
         return GroupOutcome(group, Status.SUCCEEDED, uploaded=tuple(report.uploaded))
 
-    def _chain_depth(self, group: ExecutionGroup, pulled_depths: Mapping[str, int]) -> int:
-        """Largest ``bridge-depth`` among the triggering objects (HeadObject if not pulled)."""
-        depths = [0]
-        for key in {event.key for event in group.events}:
-            if key in pulled_depths:
-                depths.append(pulled_depths[key])
-            else:
-                depths.append(self.storage.depth_of(group.bucket, key))
-        return max(depths)
+    def _pull(
+        self, plan: GroupPlan, root: Path, report: _Report
+    ) -> tuple[tuple[PullItem, ...], Mapping[str, int]]:
+        """Pull the planned objects; returns those pulled and their chain depths."""
+        group = plan.group
+        if plan.scope != "events":
+            depths = self.storage.pull(group.bucket, plan.pull.pull, root)
+            report.pulled, report.bytes_in = len(plan.pull.pull), plan.pull.total_bytes
+            return plan.pull.pull, depths
+        fetched = self.storage.fetch(group.bucket, plan.pull.pull, root)
+        for key in fetched.missing:
+            log(logger, logging.WARNING, "object skipped", key=key, why=GONE_REASON)
+            report.skipped[key] = GONE_REASON
+        report.gone = len(fetched.missing)
+        pulled = tuple(item for item in plan.pull.pull if item.obj.key not in fetched.missing)
+        report.pulled = len(pulled)
+        report.bytes_in = sum((root / item.path).stat().st_size for item in pulled)
+        return pulled, fetched.depths
 
     def _handler_env(
         self, group: ExecutionGroup, root: Path, events_file: Path, context: InvocationContext
@@ -242,19 +342,17 @@ class Engine:
         group: ExecutionGroup,
         root: Path,
         candidates: Sequence[str],
-        listing: Sequence[ListedObject],
+        plan: GroupPlan,
         depth: int,
         report: _Report,
     ) -> None:
         if not candidates:
             return
-        target = self.settings.target_for(group.bucket)
+        target = plan.target_bucket
         existing: dict[str, str] = {}
         if self.settings.skip_unchanged:
-            if target == group.bucket:
-                existing = {o.key: o.etag for o in listing}
-            else:
-                existing = self.storage.etags(target, group.prefix)
+            with _s3_context("read stored ETags", target, group.prefix):
+                existing = self._stored_etags(plan, candidates)
 
         uploads = []
         for path in candidates:
@@ -281,11 +379,22 @@ class Engine:
         self.storage.push(target, uploads)
         report.uploaded = [upload.key for upload in uploads]
 
+    def _stored_etags(self, plan: GroupPlan, candidates: Sequence[str]) -> dict[str, str]:
+        """ETags already stored at the candidates' keys (docs/design.md §6, §2.1)."""
+        group = plan.group
+        if plan.target_bucket == group.bucket and plan.listing is not None:
+            return {o.key: o.etag for o in plan.listing}
+        if plan.scope == "events":  # no listing: one HeadObject per candidate, in parallel
+            keys = [object_key(group.prefix, path) for path in candidates]
+            return self.storage.stored_etags(plan.target_bucket, keys)
+        return self.storage.etags(plan.target_bucket, group.prefix)
+
     def _summarise(self, group: ExecutionGroup, outcome: GroupOutcome, report: _Report) -> None:
         fields: dict[str, Any] = {
             "bucket": group.bucket,
             "prefix": group.prefix,
             "events": [e.key for e in group.events],
+            "scope": report.scope,
             "outcome": outcome.status.value,
         }
         if outcome.reason:
@@ -293,6 +402,7 @@ class Engine:
         fields.update(
             listed=report.listed,
             pulled=report.pulled,
+            gone=report.gone,
             skipped=report.skipped,
             bytes_in=report.bytes_in,
             bytes_out=report.bytes_out,
@@ -317,8 +427,41 @@ def _check_free_space(root: Path, needed: int) -> None:
         )
 
 
-def _write_events_file(path: Path, group: ExecutionGroup, plan: PullPlan) -> None:
-    pulled = {item.obj.key: item.path for item in plan.pull}
+@contextmanager
+def _s3_context(doing: str, bucket: str, prefix: str) -> Iterator[None]:
+    """Turn an S3 error into a one-line reason naming the action and the bucket."""
+    try:
+        yield
+    except ClientError as exc:
+        raise GroupFailure(describe_s3_error(exc, doing, bucket, prefix)) from exc
+
+
+def describe_s3_error(exc: ClientError, doing: str, bucket: str, prefix: str) -> str:
+    """``s3:ListBucket denied on bucket src (list s3://src/in/): AccessDenied: ...``."""
+    code = error_code(exc)
+    operation = exc.operation_name
+    action = _IAM_ACTIONS.get(operation, f"s3:{operation}")
+    message = exc.response.get("Error", {}).get("Message", "")
+    where = f"{doing} s3://{bucket}/{prefix}"
+    if code in ("403", "AccessDenied", "Forbidden"):
+        return f"{action} denied on bucket {bucket} ({where}): {code}: {message}".rstrip(": ")
+    return f"{operation} failed on bucket {bucket} ({where}): {code}: {message}".rstrip(": ")
+
+
+# The IAM action each S3 operation the bridge calls needs.
+_IAM_ACTIONS = {
+    "ListObjectsV2": "s3:ListBucket",
+    "GetObject": "s3:GetObject",
+    "HeadObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+}
+
+
+def _write_events_file(path: Path, group: ExecutionGroup, items: Sequence[PullItem]) -> None:
+    pulled = {item.obj.key: item.path for item in items}
     events = [
         {
             "bucket": e.bucket,

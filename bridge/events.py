@@ -91,6 +91,11 @@ class ObjectEvent:
     etag: str | None
     message_id: str | None
 
+    @property
+    def is_removal(self) -> bool:
+        """The object is gone: ``ObjectRemoved:*`` or ``LifecycleExpiration:*``."""
+        return self.event_name.startswith(_REMOVAL_FAMILIES)
+
 
 @dataclass(frozen=True)
 class Message:
@@ -126,6 +131,7 @@ class PayloadError(ValueError):
     """The payload has no usable record; the message names the shape seen."""
 
 
+_REMOVAL_FAMILIES = ("ObjectRemoved:", "LifecycleExpiration:")
 _SQS = "aws:sqs"
 _S3 = "aws:s3"
 _SNS = "aws:sns"

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from bridge.events import ObjectEvent
+
 # Linux's NAME_MAX: a longer path component cannot be created, so such a key cannot be pulled.
 _MAX_COMPONENT_BYTES = 255
 
@@ -126,6 +128,40 @@ def plan_pull(
         else:
             pull.append(item)
     return PullPlan(tuple(pull), tuple(skipped))
+
+
+def plan_event_pull(
+    events: Iterable[ObjectEvent], prefix: str, pull_match_keys: Sequence[re.Pattern[str]]
+) -> PullPlan:
+    """Decide which triggering objects to pull (``PULL_SCOPE=events``, docs/design.md §2.1).
+
+    Each key once (its last event counts), removals never, and otherwise exactly the rules of
+    ``plan_pull``. Size and ETag come from the event, so nothing is asked of S3 beforehand;
+    an event without them (not sent by S3) gets size 0 and an empty ETag, which makes the
+    pull ask S3 for them.
+    """
+    latest: dict[str, ObjectEvent] = {}
+    for event in events:
+        latest.pop(event.key, None)  # in the order of each key's last event
+        latest[event.key] = event
+    removed = [
+        SkippedObject(key, f"removed ({event.event_name}): nothing to pull", warn=False)
+        for key, event in latest.items()
+        if event.is_removal
+    ]
+    triggered = [
+        ListedObject(
+            key=event.key,
+            size=event.size or 0,
+            etag=event.etag or "",
+            last_modified_ns=0,  # unknown until the GetObject response
+            listing={},
+        )
+        for event in latest.values()
+        if not event.is_removal
+    ]
+    plan = plan_pull(triggered, prefix, pull_match_keys)
+    return PullPlan(plan.pull, (*removed, *plan.skipped))
 
 
 def _parent_folders(path: str) -> Iterable[str]:

@@ -8,69 +8,111 @@ from typing import Any
 from bridge.app import App
 from bridge.engine import GroupPlan
 from bridge.events import ObjectEvent
-from bridge.groups import ExecutionGroup, group_prefix, select_events
 from bridge.settings import Settings
 
 
 def plan_key(app: App, bucket: str, key: str, event_name: str) -> dict[str, Any]:
     """What an event for ``bucket``/``key`` would do under ``app``'s configuration.
 
-    Lists the group's prefix and evaluates the filter; pulls, runs and writes nothing.
+    The event goes through the drivers' own routing and the engine's own decision
+    (``Engine.plan_group``): lists and reads (HeadObject for the chain depth) only; pulls,
+    runs and writes nothing.
     """
-    settings = app.settings
     event = ObjectEvent(bucket, key, event_name, None, None, None)
-    selection = select_events([event], settings.match_key, settings.match_events)
-    group = ExecutionGroup(bucket, group_prefix(key, settings.pull_parent_dirs), (event,))
-    ignored = selection.ignored[0][1] if selection.ignored else None
-    return describe_plan(app.engine.plan_group(group), settings, ignored)
+    routed = app.routing.route([event])
+    plan = app.engine.plan_group(routed.groups[0]) if routed.groups else None
+    ignored = routed.ignored[0][1] if routed.ignored else None
+    return describe_plan(event, plan, app.settings, ignored)
 
 
-def describe_plan(plan: GroupPlan, settings: Settings, ignored: str | None) -> dict[str, Any]:
-    """The plan as a JSON-ready document."""
-    group = plan.group
-    execution_filter = settings.execution_filter
-    if execution_filter is None:
-        verdict: dict[str, Any] = {"program": None, "decision": "proceed (no filter)"}
-    elif plan.filter_error is not None:
-        verdict = {
-            "program": execution_filter.program,
-            "decision": "fail",
-            "error": plan.filter_error,
-        }
-    else:
-        assert plan.verdict is not None
-        verdict = {
-            "program": execution_filter.program,
-            "first_output": plan.verdict.first_output,
-            "decision": "proceed" if plan.verdict.proceed else "skip",
-        }
-        if not plan.verdict.produced_output:  # ``empty``: not the same as a ``null`` output
-            verdict["decision"] = "proceed (no output)"
-    return {
+def describe_plan(
+    event: ObjectEvent, plan: GroupPlan | None, settings: Settings, ignored: str | None
+) -> dict[str, Any]:
+    """The plan as a JSON-ready document; ``plan`` is None when the event is ignored."""
+    report: dict[str, Any] = {
         "trigger": {
-            "bucket": group.bucket,
-            "key": group.events[0].key if group.events else None,
+            "bucket": event.bucket,
+            "key": event.key,
             "selected": ignored is None,
             "ignored_because": ignored,
         },
+        "scope": settings.pull_scope,
+    }
+    if plan is None:
+        return report | {
+            "group": None,
+            "listed": None,
+            "filter": None,
+            "pull": [],
+            "skip": [],
+            "chain_depth": None,
+            "target": None,
+        }
+    group = plan.group
+    sizes = {e.key: e.size for e in group.events}
+    return report | {
         "group": {"bucket": group.bucket, "prefix": group.prefix},
-        "listed": plan.listed,
-        "filter": verdict,
-        "pull": [{"key": i.obj.key, "path": i.path, "size": i.obj.size} for i in plan.pull.pull],
+        "listed": plan.listed,  # None: nothing is listed (events scope without a filter)
+        "filter": _describe_verdict(plan, settings),
+        "pull": [
+            {
+                "key": i.obj.key,
+                "path": i.path,
+                # events scope: the size comes from the event, which a dry run does not have
+                "size": i.obj.size if plan.scope == "prefix" else sizes.get(i.obj.key),
+            }
+            for i in plan.pull.pull
+        ],
         "skip": [{"key": s.key, "reason": s.reason} for s in plan.pull.skipped],
+        "chain_depth": _describe_chain(plan),
         "target": {"bucket": plan.target_bucket, "key_prefix": group.prefix},
     }
+
+
+def _describe_verdict(plan: GroupPlan, settings: Settings) -> dict[str, Any]:
+    execution_filter = settings.execution_filter
+    if execution_filter is None:
+        return {"program": None, "decision": "proceed (no filter)"}
+    if plan.filter_error is not None:
+        return {"program": execution_filter.program, "decision": "fail", "error": plan.filter_error}
+    assert plan.verdict is not None
+    verdict = {
+        "program": execution_filter.program,
+        "first_output": plan.verdict.first_output,
+        "decision": "proceed" if plan.verdict.proceed else "skip",
+    }
+    if not plan.verdict.produced_output:  # ``empty``: not the same as a ``null`` output
+        verdict["decision"] = "proceed (no output)"
+    return verdict
+
+
+def _describe_chain(plan: GroupPlan) -> dict[str, Any]:
+    if plan.chain is None:
+        return {"decision": "unknown", "error": plan.chain_error}
+    verdict: dict[str, Any] = {"depth": plan.chain.depth, "limit": plan.chain.limit}
+    if plan.chain.exceeded:
+        return verdict | {"decision": "fail", "reason": plan.chain.reason}
+    return verdict | {"decision": "run"}
 
 
 def render_plan(report: dict[str, Any]) -> str:
     """The plan as text for people."""
     trigger, group, target = report["trigger"], report["group"], report["target"]
     lines = [f"trigger:  s3://{trigger['bucket']}/{trigger['key']}"]
-    if trigger["selected"]:
-        lines.append("          selected (matches MATCH_KEY and MATCH_EVENTS)")
-    else:
+    if not trigger["selected"]:
         lines.append(f"          IGNORED: {trigger['ignored_because']} (nothing would run)")
-    lines.append(f"group:    s3://{group['bucket']}/{group['prefix']}  ({report['listed']} listed)")
+        return "\n".join(lines)
+    lines.append("          selected (matches MATCH_KEY and MATCH_EVENTS)")
+    if report["scope"] == "events":
+        lines.append("scope:    events: pulls only the triggering objects")
+    else:
+        lines.append("scope:    prefix: pulls what the listing of the group prefix holds")
+    listed = (
+        "nothing listed (PULL_SCOPE=events, no filter)"
+        if report["listed"] is None
+        else f"{report['listed']} listed"
+    )
+    lines.append(f"group:    s3://{group['bucket']}/{group['prefix']}  ({listed})")
     verdict = report["filter"]
     if verdict["program"] is None:
         lines.append("filter:   none: proceed")
@@ -83,11 +125,20 @@ def render_plan(report: dict[str, Any]) -> str:
         else:
             shown = json.dumps(verdict["first_output"], ensure_ascii=False)
             lines.append(f"          first output {shown}: {verdict['decision']}")
-    lines.append(f"pull:     {len(report['pull'])} objects")
-    lines += [
-        f"          {p['key']} -> $ROOT_FOLDER/{p['path']} ({p['size']} B)" for p in report["pull"]
-    ]
+    fetched = "fetched with GetObject, sized from the event" if report["scope"] == "events" else ""
+    lines.append(f"pull:     {len(report['pull'])} objects" + (f" ({fetched})" if fetched else ""))
+    for p in report["pull"]:
+        size = "" if p["size"] is None else f" ({p['size']} B)"
+        lines.append(f"          {p['key']} -> $ROOT_FOLDER/{p['path']}{size}")
     lines.append(f"skip:     {len(report['skip'])} objects")
     lines += [f"          {s['key']}: {s['reason']}" for s in report["skip"]]
+    chain = report["chain_depth"]
+    if chain["decision"] == "unknown":
+        lines.append(f"depth:    unknown: {chain['error']}")
+    elif chain["decision"] == "fail":
+        lines.append(f"depth:    {chain['depth']}: FAIL: {chain['reason']}")
+    else:
+        limit = chain["limit"] or "none"
+        lines.append(f"depth:    {chain['depth']} (MAX_CHAIN_DEPTH {limit}): run")
     lines.append(f"target:   s3://{target['bucket']}/{target['key_prefix']}<output path>")
     return "\n".join(lines)

@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     match_events: Regex = None
     pull_parent_dirs: int = 0
     pull_match_keys: RegexList = ()
+    pull_scope: Literal["prefix", "events"] = "prefix"
     execution_filter_expr: str | None = None
     execution_filter_file: Path | None = None
     target_bucket: str | None = None
@@ -131,7 +132,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "pull_scope", mode="before")
     @classmethod
     def _lower_format(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value

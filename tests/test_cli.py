@@ -296,6 +296,8 @@ def test_plan_json(planned: Any) -> None:
     assert set(reasons) == {"in/b.csv", "in/sub/", "in/c/", "in/../x.txt"}
     assert report["filter"]["decision"] == "skip" and report["filter"]["first_output"] is False
     assert report["target"] == {"bucket": TARGET, "key_prefix": "in/"}
+    assert report["scope"] == "prefix"
+    assert report["chain_depth"] == {"depth": 0, "limit": 16, "decision": "run"}
     # Nothing was written anywhere.
     assert all_versions(planned, BUCKET) == before
     assert "Contents" not in planned.list_objects_v2(Bucket=TARGET)
@@ -347,6 +349,38 @@ def test_plan_shows_ignored_triggers_and_filter_errors(planned: Any) -> None:
 
     parents = cli("plan", "--bucket", BUCKET, "--key", "in/c/d.txt", "--json", PULL_PARENT_DIRS="1")
     assert json.loads(parents.stdout)["group"]["prefix"] == "in/"
+
+
+def test_plan_in_events_scope_lists_nothing_and_shows_the_fetch(planned: Any) -> None:
+    put(planned, BUCKET, "in/a.txt", "again", Metadata={"bridge-depth": "2"})
+    before = all_versions(planned, BUCKET)
+    env = {"PULL_SCOPE": "events", "TARGET_BUCKET": TARGET}
+
+    report = json.loads(
+        cli("plan", "--bucket", BUCKET, "--key", "in/a.txt", "--json", **env).stdout
+    )
+
+    assert report["scope"] == "events"
+    assert report["listed"] is None
+    assert report["pull"] == [{"key": "in/a.txt", "path": "a.txt", "size": None}]
+    assert report["skip"] == []
+    assert report["chain_depth"] == {"depth": 2, "limit": 16, "decision": "run"}
+    assert report["target"] == {"bucket": TARGET, "key_prefix": "in/"}
+
+    text = cli("plan", "--bucket", BUCKET, "--key", "in/a.txt", MAX_CHAIN_DEPTH="2", **env).stdout
+    assert "scope:    events" in text
+    assert "nothing listed (PULL_SCOPE=events, no filter)" in text
+    assert "in/a.txt -> $ROOT_FOLDER/a.txt" in text
+    assert "FAIL: chain depth limit reached" in text
+
+    filtered = cli(
+        "plan", "--bucket", BUCKET, "--key", "in/a.txt", "--json",
+        EXECUTION_FILTER_EXPR="length > 10", **env,
+    )  # fmt: skip
+    report = json.loads(filtered.stdout)
+    assert report["listed"] == 6 and report["filter"]["decision"] == "skip"
+    assert [p["key"] for p in report["pull"]] == ["in/a.txt"]
+    assert all_versions(planned, BUCKET) == before
 
 
 def test_plan_cannot_list(aws: MotoServer) -> None:

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from bridge.events import ObjectEvent
 from bridge.paths import (
     ListedObject,
     PullItem,
@@ -14,6 +15,7 @@ from bridge.paths import (
     UnsafeKey,
     is_folder_marker,
     object_key,
+    plan_event_pull,
     plan_pull,
     relative_path,
 )
@@ -192,3 +194,43 @@ def test_plan_objects_outside_prefix_are_unsafe() -> None:
 def test_plan_total_bytes_of_empty_plan() -> None:
     assert plan_pull([], "", ()).total_bytes == 0
     assert plan_pull([listed("x/")], "", ()).total_bytes == 0
+
+
+# --------------------------------------------------------------------------- plan_event_pull
+
+
+def event(key: str, name: str = "ObjectCreated:Put", size: int | None = 5) -> ObjectEvent:
+    return ObjectEvent("b", key, name, size, "e" if size is not None else None, None)
+
+
+def test_event_pull_takes_each_triggering_key_once_with_its_event_size() -> None:
+    plan = plan_event_pull([event("in/a", size=3), event("in/b"), event("in/a", size=7)], "in/", ())
+    assert pulled(plan) == [("in/b", "b"), ("in/a", "a")]
+    assert [item.obj.size for item in plan.pull] == [5, 7]  # the last event of a key counts
+    assert plan.total_bytes == 12
+
+
+def test_event_pull_skips_removals_and_applies_every_pull_rule() -> None:
+    events = [
+        event("in/gone", "ObjectRemoved:Delete", size=None),
+        event("in/old", "LifecycleExpiration:Delete", size=None),
+        event("in/x.csv"),
+        event("in/../up"),
+        event("in/dir/"),
+        event("in/f"),
+        event("in/f/g"),
+    ]
+    plan = plan_event_pull(events, "in/", (re.compile("^in/[^x]"),))
+    assert pulled(plan) == [("in/f/g", "f/g")]
+    reasons = skipped(plan)
+    assert reasons["in/gone"] == ("removed (ObjectRemoved:Delete): nothing to pull", False)
+    assert reasons["in/old"][0].startswith("removed (LifecycleExpiration:Delete)")
+    assert reasons["in/x.csv"] == ("does not match PULL_MATCH_KEYS", False)
+    assert reasons["in/../up"][0].startswith("unsafe key") and reasons["in/../up"][1]
+    assert reasons["in/dir/"] == ("folder marker", False)
+    assert reasons["in/f"][0].startswith("collides")
+
+
+def test_event_pull_without_size_or_etag_leaves_them_unknown() -> None:
+    [item] = plan_event_pull([event("k", size=None)], "", ()).pull
+    assert (item.obj.size, item.obj.etag) == (0, "")

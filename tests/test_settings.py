@@ -422,3 +422,14 @@ def test_target_for_defaults_to_source_bucket() -> None:
 def test_target_for_uses_target_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TARGET_BUCKET", "outputs")
     assert load_settings().target_for("source-bucket") == "outputs"
+
+
+def test_pull_scope_defaults_to_prefix_and_accepts_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().pull_scope == "prefix"
+    monkeypatch.setenv("PULL_SCOPE", "Events")
+    assert load_settings().pull_scope == "events"
+    monkeypatch.setenv("PULL_SCOPE", "folder")
+    with pytest.raises(ConfigurationError) as error:
+        load_settings()
+    [problem] = error.value.problems
+    assert problem.startswith("PULL_SCOPE: ") and "'prefix'" in problem and "'events'" in problem
