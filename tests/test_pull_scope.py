@@ -16,7 +16,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from bridge.engine import CHAIN_DEPTH_REASON, GONE_REASON, Engine, Status
+from bridge.engine import CHAIN_DEPTH_REASON, GONE_REASON, Engine
+from bridge.outcomes import Status
 from bridge.events import ObjectEvent
 from bridge.groups import ExecutionGroup
 from bridge.storage import Storage
