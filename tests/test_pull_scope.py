@@ -17,9 +17,9 @@ import pytest
 from botocore.stub import Stubber
 
 from bridge.engine import CHAIN_DEPTH_REASON, GONE_REASON, Engine
-from bridge.outcomes import Status
 from bridge.events import ObjectEvent
 from bridge.groups import ExecutionGroup
+from bridge.outcomes import Status
 from bridge.storage import Storage
 from tests.conftest import MotoServer
 from tests.helpers import handler, make_app, make_engine, objects, put, s3_notification, sqs_payload
