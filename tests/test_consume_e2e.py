@@ -141,6 +141,7 @@ class Consumer:
         )
 
     def stop(self) -> int:
+        """One SIGTERM (a second one would stop running handlers at once), then wait."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
@@ -251,7 +252,6 @@ def test_sigterm_during_handler_loses_nothing(
     step.put("in/precious.txt", "keep me")
     wait_for(lambda: runs(runs_file), what="handler started")
 
-    consumer.process.send_signal(signal.SIGTERM)
     assert consumer.stop() == 0
     assert step.read("in/out/precious.txt") == b"KEEP ME"
     # What is left is only the notification of the output itself (nobody consumes it now).
@@ -321,7 +321,6 @@ def test_sigterm_releases_groups_not_yet_started(
     consumers.append(consumer)
     wait_for(lambda: runs(runs_file), what="first handler started")
 
-    consumer.process.send_signal(signal.SIGTERM)
     assert consumer.stop() == 0
     assert runs(runs_file) == [["in/a/first.txt"]]
     assert step.read("in/a/out/first.txt") == b"ONE"
