@@ -74,13 +74,16 @@ class Consumer:
         self.stopping = threading.Event()
         self._hard_stop = threading.Event()
         self._failed = threading.Event()  # a message failed, or SQS could not be read
+        self._dead_workers: list[str] = []
 
     def run(self) -> int:
         """Consume until stopped (or once); returns the exit status.
 
-        0, except with ``--once`` when a message failed or SQS could not be read (1). Start-up
-        problems (no region, a queue that does not exist, access denied, an endpoint that
-        does not answer) are raised before any worker starts: retrying cannot fix them.
+        0 after a stop request, and with ``--once`` unless a message failed or SQS could not
+        be read (1). 1 if a worker thread died, so that a supervisor restarting on failure
+        restarts the consumer (the other workers drain first). Start-up problems (no region,
+        a queue that does not exist, access denied, an endpoint that does not answer) are
+        raised before any worker starts: retrying cannot fix them.
         """
         # One call before anything starts: it proves the queue exists and can be reached.
         queue_visibility = self._queue_visibility_timeout()
@@ -89,7 +92,7 @@ class Consumer:
         # from one boto3 session is not thread-safe.
         workers = [
             threading.Thread(
-                target=self._worker,
+                target=self._guarded_worker,
                 args=(self._make_app(), self._make_sqs(), visibility),
                 name=f"worker-{index}",
                 daemon=True,
@@ -101,6 +104,14 @@ class Consumer:
         for worker in workers:
             while worker.is_alive():
                 worker.join(timeout=0.2)
+        if self._dead_workers:
+            log(
+                logger,
+                logging.CRITICAL,
+                "exiting with status 1: a worker died",
+                workers=sorted(self._dead_workers),
+            )
+            return 1
         return 1 if self.options.once and self._failed.is_set() else 0
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
@@ -139,8 +150,30 @@ class Consumer:
                 )
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_CAP)
+            except Exception:
+                self._failed.set()
+                # A bug met by one batch must not take the worker down: its messages are not
+                # deleted, so they come back after the visibility timeout (each time counting
+                # a receive, so a message that always does this ends in the DLQ).
+                logger.exception(
+                    "unexpected error in a batch, its messages are left for redelivery; "
+                    "backing off %s s",
+                    backoff,
+                )
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_CAP)
             if self.options.once:
                 break
+
+    def _guarded_worker(self, app: App, sqs: SQSClient, visibility: int) -> None:
+        """``_worker``; if it dies anyway, say so, stop the others and make ``run`` fail."""
+        try:
+            self._worker(app, sqs, visibility)
+        except BaseException:
+            name = threading.current_thread().name
+            self._dead_workers.append(name)
+            logger.critical("worker %s died; stopping the consumer", name, exc_info=True)
+            self.stopping.set()
 
     def _receive(self, sqs: SQSClient) -> list[MessageTypeDef]:
         kwargs: dict[str, Any] = {

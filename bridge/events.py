@@ -63,7 +63,10 @@ behaves the same whichever way the events arrive. ``eventbridge_detail`` is the
 inverse of this mapping (used by ``bridge.samples``).
 
 ``size`` comes from ``s3.object.size`` / ``detail.object.size`` (``None`` when absent,
-as for deletes); ``etag`` from ``eTag`` / ``etag`` with surrounding quotes stripped.
+as for deletes, and when it is not a plain non-negative integer: a digit string with
+non-ASCII digits such as ``"²"``, or of more than 19 digits, is an unknown size, not an
+error, since the size is only a hint and S3 itself gives the real one); ``etag`` from
+``eTag`` / ``etag`` with surrounding quotes stripped.
 """
 
 from __future__ import annotations
@@ -477,13 +480,16 @@ def _event(
     )
 
 
+_SIZE_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() accepts "²"
+
+
 def _size(value: object) -> int | None:
-    """An object size: a non-negative integer (also as a digit string), else None."""
+    """An object size: a non-negative integer (also as an ASCII digit string), else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value if value >= 0 else None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and _SIZE_DIGITS.fullmatch(value):
         return int(value)
     return None
 

@@ -114,6 +114,45 @@ def test_invoke_direct_success_prints_an_empty_object(src: Any, tmp_path: Path) 
     assert objects(src, BUCKET)["in/out/a b.txt"] == b"ab"
 
 
+def poison_size_body(bucket: str) -> str:
+    """The issue's record whose size "²" passes str.isdigit but not int()."""
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": bucket}, "object": {"key": "in/a", "size": "\u00b2"}},
+                }
+            ]
+        }
+    )
+
+
+def test_invoke_poison_size_direct_is_processed_with_an_unknown_size(src: Any) -> None:
+    put(src, BUCKET, "in/a", "a")
+    result = cli("invoke", "--", *handler("copier"), stdin=poison_size_body(BUCKET))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {}
+    assert "Traceback" not in result.stderr
+    assert objects(src, BUCKET)["in/out/a"] == b"a"
+
+
+def test_invoke_poison_size_in_sqs_fails_only_that_message(src: Any) -> None:
+    """As lambda mode would: the issue's body (bucket "b" is missing) fails only its message."""
+    put(src, BUCKET, "in/b.txt", "b")
+    payload = json.loads(event_payload("sqs", "in/b.txt"))
+    poison = dict(payload["Records"][0], messageId="poison", body=poison_size_body("b"))
+    payload["Records"].append(poison)
+
+    result = cli("invoke", "--", *handler("copier"), stdin=json.dumps(payload))
+
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"batchItemFailures": [{"itemIdentifier": "poison"}]}
+    assert "Traceback" not in result.stderr
+    assert objects(src, BUCKET)["in/out/b.txt"] == b"b"
+
+
 def test_invoke_unreadable_event(aws: MotoServer, tmp_path: Path) -> None:
     missing = cli("invoke", "--event", str(tmp_path / "nope.json"), "--", *handler("copier"))
     assert missing.returncode == 1

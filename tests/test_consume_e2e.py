@@ -219,6 +219,34 @@ def test_failing_handler_reaches_dlq_and_worker_stays_up(
     assert "handler exited with status 1" in consumer.output()
 
 
+POISON_SIZE_BODY = (
+    '{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put",'
+    '"s3":{"bucket":{"name":"b"},"object":{"key":"in/a","size":"\u00b2"}}}]}'
+)
+
+
+def test_poison_size_message_does_not_stop_the_consumer(
+    aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
+) -> None:
+    """A size "²" (a digit to str.isdigit, not to int) once killed every worker silently."""
+    step = make_step(s3, sqs, "poison-step", prefix="in/", visibility=1, max_receive=2)
+    runs_file = tmp_path / "runs.jsonl"
+    consumer = Consumer(
+        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
+        RUNS_FILE=str(runs_file), MATCH_KEY=r"^in/[^/]+$",
+    )  # fmt: skip
+    consumers.append(consumer)
+    sqs.send_message(QueueUrl=step.queue_url, MessageBody=POISON_SIZE_BODY)
+    # Bucket "b" does not exist: the group fails like any other, and the message is DLQ'd.
+    wait_for(lambda: step.depth(step.dlq_url) == 1, timeout=45, what="poison message in the DLQ")
+
+    assert consumer.process.poll() is None
+    step.put("in/good.txt", "fine")
+    assert wait_for(lambda: step.read("in/out/good.txt"), what="good output") == b"FINE"
+    assert consumer.stop() == 0
+    assert "NoSuchBucket" in consumer.output()
+
+
 def test_long_handler_is_not_run_twice(
     aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
 ) -> None:

@@ -290,6 +290,43 @@ def test_size_absent_or_not_a_number_is_none() -> None:
     assert event.size is None
 
 
+POISON_SIZE_BODY = (
+    '{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put",'
+    '"s3":{"bucket":{"name":"b"},"object":{"key":"in/a","size":"²"}}}]}'
+)
+
+
+@pytest.mark.parametrize(
+    "size",
+    ["²", "٣", "9" * 5000, "1" * 20, " 7", "7 ", "-1", "1e3", ""],
+    ids=["superscript-two", "arabic-indic-three", "5000-digits", "20-digits", "lead-space",
+         "trail-space", "negative", "exponent", "empty"],
+)  # fmt: skip
+def test_size_digit_strings_int_rejects_are_an_unknown_size_not_an_error(size: str) -> None:
+    """``str.isdigit`` accepts "²" and 5,000 digits; ``int()`` does not: never raise on them."""
+    record = s3_record("in/a")
+    record["s3"]["object"]["size"] = size
+
+    (event,) = all_events(parse_invocation(notification(record)))
+    message = parse_sqs_body("m1", json.dumps(notification(record)))
+
+    assert event.size is None
+    assert message.error is None and message.events[0].size is None
+
+
+def test_poison_size_body_from_the_issue_parses_with_unknown_size() -> None:
+    message = parse_sqs_body("m1", POISON_SIZE_BODY)
+    assert message.error is None
+    assert [(e.key, e.size) for e in message.events] == [("in/a", None)]
+
+
+def test_size_as_ascii_digit_string_is_kept() -> None:
+    record = s3_record("in/a")
+    record["s3"]["object"]["size"] = "1234567890123456789"  # 19 digits: the longest kept
+    (event,) = all_events(parse_invocation(notification(record)))
+    assert event.size == 1234567890123456789
+
+
 # --------------------------------------------------------------------------- SQS
 
 

@@ -1,0 +1,158 @@
+"""The consumer driver in-process over the moto server: worker robustness and signals.
+
+End-to-end runs of ``consume`` as a subprocess are in test_consume_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from bridge import consumer as consumer_module
+from bridge.consumer import Consumer, ConsumerOptions
+from bridge.events import Message
+from bridge.storage import sqs_client
+from tests.conftest import MotoServer
+from tests.helpers import make_app
+
+TEST_EVENT = json.dumps({"Event": "s3:TestEvent", "Bucket": "b"})
+BOOM = "boom: this body trips a bug"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class WorkerKiller(BaseException):
+    """Not an ``Exception``: nothing in the worker loop catches it, so the thread dies."""
+
+
+def queue_with_dlq(
+    sqs: Any, name: str, visibility: int = 1, max_receive: int = 2
+) -> tuple[str, str]:
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive)}
+    queue_url = sqs.create_queue(
+        QueueName=name,
+        Attributes={"VisibilityTimeout": str(visibility), "RedrivePolicy": json.dumps(redrive)},
+    )["QueueUrl"]
+    return queue_url, dlq_url
+
+
+def depth(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def make_consumer(queue_url: str, **options: Any) -> Consumer:
+    return Consumer(
+        ConsumerOptions(queue_url=queue_url, wait_time=1, **options),
+        make_app=lambda: make_app([sys.executable, "-c", "pass"]),
+        make_sqs=sqs_client,
+    )
+
+
+@pytest.fixture
+def buggy_parser(monkeypatch: pytest.MonkeyPatch) -> Callable[[BaseException], None]:
+    """Make the body parser raise ``error`` for bodies containing "boom" (a parser bug)."""
+
+    def install(error: BaseException) -> None:
+        real = consumer_module.parse_sqs_body
+
+        def parse(message_id: str | None, body: str) -> Message:
+            if "boom" in body:
+                raise error
+            return real(message_id, body)
+
+        monkeypatch.setattr(consumer_module, "parse_sqs_body", parse)
+
+    return install
+
+
+@pytest.fixture
+def running() -> Iterator[list[tuple[Consumer, threading.Thread]]]:
+    """Consumers started in a thread by a test; stopped (drained) whatever happens."""
+    started: list[tuple[Consumer, threading.Thread]] = []
+    yield started
+    for consumer, thread in started:
+        consumer.request_stop()
+        thread.join(timeout=60)
+
+
+def start(consumer: Consumer, running: list[tuple[Consumer, threading.Thread]]) -> list[int]:
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(consumer.run()), daemon=True)
+    thread.start()
+    running.append((consumer, thread))
+    return codes
+
+
+def test_unexpected_error_in_a_batch_leaves_its_messages_and_the_worker_keeps_going(
+    aws: MotoServer,
+    sqs: Any,
+    buggy_parser: Callable[[BaseException], None],
+    running: list[tuple[Consumer, threading.Thread]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug met by one message is logged; the message is redelivered, then DLQ'd."""
+    caplog.set_level(logging.INFO)
+    buggy_parser(ValueError("a parser bug"))
+    queue_url, dlq_url = queue_with_dlq(sqs, "unexpected")
+    consumer = make_consumer(queue_url, workers=1)
+    codes = start(consumer, running)
+
+    sqs.send_message(QueueUrl=queue_url, MessageBody=BOOM)
+    wait_for(lambda: depth(sqs, dlq_url) == 1, timeout=60, what="the message in the DLQ")
+    (dead,) = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=1)["Messages"]
+    assert dead["Body"] == BOOM  # never deleted: it was received maxReceiveCount times
+
+    # The same worker still consumes: a good message is processed and deleted.
+    sqs.send_message(QueueUrl=queue_url, MessageBody=TEST_EVENT)
+    wait_for(lambda: depth(sqs, queue_url) == 0, what="the good message deleted")
+    wait_for(lambda: any(r.getMessage() == "batch done" for r in caplog.records), what="batch")
+    errors = [r for r in caplog.records if r.getMessage().startswith("unexpected error in a batch")]
+    assert errors and errors[0].exc_info is not None and "a parser bug" in caplog.text
+    assert codes == []  # still running
+
+    consumer.request_stop()
+    running[0][1].join(timeout=60)
+    assert codes == [0]
+
+
+def test_a_worker_that_dies_anyway_makes_consume_exit_1_and_stops_the_others(
+    aws: MotoServer,
+    sqs: Any,
+    buggy_parser: Callable[[BaseException], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    buggy_parser(WorkerKiller("not an Exception"))
+    queue_url, _ = queue_with_dlq(sqs, "dying", visibility=30)
+    sqs.send_message(QueueUrl=queue_url, MessageBody=BOOM)
+
+    code = make_consumer(queue_url, workers=2).run()  # returns: the other worker drains too
+
+    assert code == 1
+    assert "died; stopping the consumer" in caplog.text
+    assert "exiting with status 1: a worker died" in caplog.text
