@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from bridge import consumer as consumer_module
 from bridge.consumer import Consumer, ConsumerOptions
-from bridge.events import Message
+from bridge.events import Message, parse_sqs_body
 from bridge.storage import sqs_client
 from tests.conftest import MotoServer
 from tests.helpers import make_app
@@ -79,14 +78,12 @@ def buggy_parser(monkeypatch: pytest.MonkeyPatch) -> Callable[[BaseException], N
     """Make the body parser raise ``error`` for bodies containing "boom" (a parser bug)."""
 
     def install(error: BaseException) -> None:
-        real = consumer_module.parse_sqs_body
-
         def parse(message_id: str | None, body: str) -> Message:
             if "boom" in body:
                 raise error
-            return real(message_id, body)
+            return parse_sqs_body(message_id, body)
 
-        monkeypatch.setattr(consumer_module, "parse_sqs_body", parse)
+        monkeypatch.setattr("bridge.consumer.parse_sqs_body", parse)
 
     return install
 
