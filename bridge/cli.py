@@ -248,9 +248,9 @@ def _consume_mode(options: argparse.Namespace, command: list[str]) -> int:
         make_app=lambda: App.create(settings, handler),
         make_sqs=sqs_client,
     )
-    consumer.install_signal_handlers()
     try:
-        return consumer.run()
+        with consumer.signal_handlers():
+            return consumer.run()
     except (BotoCoreError, ClientError) as exc:  # workers retry their own: this is start-up
         problem = describe_aws_error(exc, queue_url=options.queue_url)
         raise CommandFailed(

@@ -6,10 +6,12 @@ messages that succeeded and leaves the failed ones to be redelivered. While a ba
 heartbeat keeps extending the visibility timeout of its messages so a long handler is never
 redelivered mid-run.
 
-Shutdown (SIGTERM/SIGINT): stop receiving; groups already running may finish within one
-visibility timeout (their handlers are stopped after that); groups not yet started are not
-started, and their messages are made visible again at once. A second signal stops the
-handlers immediately.
+Shutdown, as a well-behaved server does it: SIGTERM or SIGINT stops receiving; groups
+already running may finish within one visibility timeout (their handlers are stopped after
+that); groups not yet started are not started, and their messages are made visible again at
+once. A repeated SIGTERM (an orchestrator re-sending it) keeps draining; only a second
+SIGINT (a person pressing Ctrl-C again) stops the running handlers at once. The previous
+signal handlers are restored when the consumer returns.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -72,7 +75,7 @@ class Consumer:
         self._make_app = make_app
         self._make_sqs = make_sqs
         self.stopping = threading.Event()
-        self._hard_stop = threading.Event()
+        self._forced = threading.Event()
         self._failed = threading.Event()  # a message failed, or SQS could not be read
         self._dead_workers: list[str] = []
 
@@ -114,20 +117,48 @@ class Consumer:
             return 1
         return 1 if self.options.once and self._failed.is_set() else 0
 
-    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
-        """First call: stop receiving and drain. Second call: stop running handlers now."""
-        if self.stopping.is_set():
-            log(logger, logging.WARNING, "second stop request: stopping running handlers")
-            self._hard_stop.set()
-            stop_all_handlers()
-            return
-        log(logger, logging.INFO, "stop requested: finishing running groups", signal=signum)
-        self.stopping.set()
+    def request_stop(self, signum: int | None = None, force: bool = False) -> None:
+        """Stop receiving and let running groups finish; ``force``: stop their handlers now.
 
-    def install_signal_handlers(self) -> None:
-        """Route SIGTERM and SIGINT to ``request_stop`` (main thread only)."""
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+        Safe to call repeatedly, from a signal handler or another thread: a repeated plain
+        request keeps draining.
+        """
+        if not self.stopping.is_set():
+            self.stopping.set()
+            log(logger, logging.INFO, "stop requested: finishing running groups", signal=signum)
+        elif not force:
+            log(
+                logger,
+                logging.INFO,
+                "stop requested again: still finishing running groups "
+                "(a second SIGINT stops them at once)",
+                signal=signum,
+            )
+        if force and not self._forced.is_set():
+            self._forced.set()
+            log(logger, logging.WARNING, "forced stop: stopping running handlers", signal=signum)
+            stop_all_handlers()
+
+    @contextmanager
+    def signal_handlers(self) -> Iterator[None]:
+        """Within the block, SIGTERM and SIGINT stop the consumer (main thread only).
+
+        Each drains; a second SIGINT forces. The previous handlers are restored on exit.
+        """
+        interrupts = 0
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            nonlocal interrupts
+            if signum == signal.SIGINT:
+                interrupts += 1
+            self.request_stop(signum, force=interrupts >= 2)
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
     def _queue_visibility_timeout(self) -> int:
         attributes = self._make_sqs().get_queue_attributes(

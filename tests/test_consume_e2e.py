@@ -141,14 +141,24 @@ class Consumer:
         )
 
     def stop(self) -> int:
-        """One SIGTERM (a second one would stop running handlers at once), then wait."""
+        """One SIGTERM (if still running), then wait for the drain to end; the exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+        return self.wait()
+
+    def wait(self, timeout: float = 60) -> int:
+        """Wait for the process to exit by itself (no signal sent); the exit status."""
         try:
-            code = self.process.wait(timeout=60)
+            code = self.process.wait(timeout=timeout)
         finally:
             self._stream.close()
         return code
+
+    def signal_seen(self, sig: signal.Signals, line: str) -> None:
+        """Send ``sig`` and wait until the log shows ``line`` (the consumer handled it)."""
+        before = self.output().count(line)
+        self.process.send_signal(sig)
+        wait_for(lambda: self.output().count(line) > before, what=f"{line!r} after {sig.name}")
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -280,12 +290,62 @@ def test_sigterm_during_handler_loses_nothing(
     step.put("in/precious.txt", "keep me")
     wait_for(lambda: runs(runs_file), what="handler started")
 
-    assert consumer.stop() == 0
+    assert consumer.stop() == 0  # one SIGTERM, then wait for the drain
     assert step.read("in/out/precious.txt") == b"KEEP ME"
     # What is left is only the notification of the output itself (nobody consumes it now).
     left = sqs.receive_message(QueueUrl=step.queue_url, MaxNumberOfMessages=10)["Messages"]
     assert ["out" in m["Body"] and "in%2Fprecious.txt" not in m["Body"] for m in left] == [True]
     assert "stop requested" in consumer.output()
+
+
+def test_repeated_sigterm_keeps_draining(
+    aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
+) -> None:
+    """An orchestrator re-sending SIGTERM does not cut the drain short."""
+    step = make_step(s3, sqs, "resent-term", prefix="in/", visibility=30)
+    runs_file = tmp_path / "runs.jsonl"
+    consumer = Consumer(
+        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
+        RUNS_FILE=str(runs_file), SLEEP="8", MATCH_KEY=r"^in/[^/]+$",
+    )  # fmt: skip
+    consumers.append(consumer)
+    step.put("in/precious.txt", "keep me")
+    wait_for(lambda: runs(runs_file), what="handler started")
+
+    consumer.signal_seen(signal.SIGTERM, "stop requested: finishing running groups")
+    consumer.signal_seen(signal.SIGTERM, "stop requested again")
+    assert consumer.wait() == 0
+    assert step.read("in/out/precious.txt") == b"KEEP ME"
+    assert "forced stop" not in consumer.output()
+    assert "killed by signal" not in consumer.output()
+    assert "outcome=succeeded" in _summaries(consumer)
+
+
+def test_second_sigint_stops_running_handlers(
+    aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
+) -> None:
+    """Ctrl-C twice: the running handler is stopped; nothing is uploaded, the message stays."""
+    step = make_step(s3, sqs, "impatient", prefix="in/", visibility=30)
+    runs_file = tmp_path / "runs.jsonl"
+    consumer = Consumer(
+        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
+        RUNS_FILE=str(runs_file), SLEEP="600", MATCH_KEY=r"^in/[^/]+$",
+    )  # fmt: skip
+    consumers.append(consumer)
+    step.put("in/slow.txt", "slow")
+    wait_for(lambda: runs(runs_file), what="handler started")
+
+    consumer.signal_seen(signal.SIGINT, "stop requested: finishing running groups")
+    consumer.signal_seen(signal.SIGINT, "forced stop: stopping running handlers")
+    assert consumer.wait() == 0  # well before the handler's 600 s
+    assert step.read("in/out/slow.txt") is None
+    assert "outcome=failed" in _summaries(consumer)
+    assert "killed by signal SIGTERM" in consumer.output()
+    assert step.depth() == 1  # not deleted: it comes back after its visibility timeout
+
+
+def _summaries(consumer: Consumer) -> str:
+    return "\n".join(line for line in consumer.output().splitlines() if "group summary" in line)
 
 
 def test_deterministic_self_trigger_reaches_a_fixed_point(
@@ -302,8 +362,10 @@ def test_deterministic_self_trigger_reaches_a_fixed_point(
     step.put("data/a.txt", "a")
 
     wait_for(lambda: len(runs(runs_file)) >= 2, what="the re-triggered run")
+    # The second run's group ends having uploaded nothing (its output was unchanged), and
+    # its message is deleted. Only an upload notifies the queue, so no third round can come.
+    wait_for(lambda: "uploaded=0 unchanged=1" in _summaries(consumer), what="unchanged output")
     wait_for(lambda: step.depth() == 0, what="queue drained")
-    time.sleep(2)  # room for a (wrong) third round to show up
     assert consumer.stop() == 0
     assert runs(runs_file) == [["data/a.txt"], ["data/summary.txt"]]
     assert len(step.versions("data/summary.txt")) == 1
@@ -349,7 +411,7 @@ def test_sigterm_releases_groups_not_yet_started(
     consumers.append(consumer)
     wait_for(lambda: runs(runs_file), what="first handler started")
 
-    assert consumer.stop() == 0
+    assert consumer.stop() == 0  # one SIGTERM, then wait for the drain
     assert runs(runs_file) == [["in/a/first.txt"]]
     assert step.read("in/a/out/first.txt") == b"ONE"
     # Released at once (visibility 0), not after the 30 s visibility timeout.

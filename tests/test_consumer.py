@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -153,3 +156,53 @@ def test_a_worker_that_dies_anyway_makes_consume_exit_1_and_stops_the_others(
     assert code == 1
     assert "died; stopping the consumer" in caplog.text
     assert "exiting with status 1: a worker died" in caplog.text
+
+
+# --------------------------------------------------------------------------- signals
+
+
+@pytest.fixture
+def stopped_handlers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record calls to ``stop_all_handlers`` instead of signalling real process groups."""
+    calls: list[str] = []
+    monkeypatch.setattr("bridge.consumer.stop_all_handlers", lambda: calls.append("stop"))
+    return calls
+
+
+def signal_self(sig: signal.Signals) -> None:
+    os.kill(os.getpid(), sig)
+    time.sleep(0)  # Python runs the handler between bytecodes of the main thread
+
+
+def test_repeated_sigterm_keeps_draining_and_only_a_second_sigint_forces(
+    stopped_handlers: list[str],
+) -> None:
+    consumer = make_consumer("https://queue.invalid/q")
+    with consumer.signal_handlers():
+        signal_self(signal.SIGTERM)
+        wait_for(consumer.stopping.is_set, what="stopping after SIGTERM")
+        for _ in range(3):
+            signal_self(signal.SIGTERM)
+        signal_self(signal.SIGINT)  # the first SIGINT: still a graceful stop
+        assert stopped_handlers == []
+        signal_self(signal.SIGINT)
+        wait_for(lambda: stopped_handlers, what="handlers stopped after a second SIGINT")
+        signal_self(signal.SIGINT)  # a third changes nothing more
+    assert stopped_handlers == ["stop"]
+
+
+def test_signal_handlers_are_restored_on_exit() -> None:
+    def mine(signum: int, frame: FrameType | None) -> None:
+        raise AssertionError("not expected to run")
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    interrupt = signal.getsignal(signal.SIGINT)
+    try:
+        consumer = make_consumer("https://queue.invalid/q")
+        with pytest.raises(RuntimeError), consumer.signal_handlers():
+            assert signal.getsignal(signal.SIGTERM) is not mine
+            raise RuntimeError("the consumer failed")
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is interrupt
+    finally:
+        signal.signal(signal.SIGTERM, previous)
