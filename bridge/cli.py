@@ -277,6 +277,18 @@ def _lambda_mode(options: argparse.Namespace, command: list[str]) -> int:
     return EXIT_USAGE
 
 
+def _pipeline_mode(options: argparse.Namespace, command: list[str]) -> int:
+    from bridge.pipeline.command import run
+
+    return run(options)
+
+
+def _pipeline_args(parser: argparse.ArgumentParser) -> None:
+    from bridge.pipeline.command import add_arguments
+
+    add_arguments(parser)
+
+
 def _print_json(document: Any) -> None:
     json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
@@ -388,6 +400,12 @@ MODES: dict[str, _Mode] = {
     "consume": _Mode("standalone SQS consumer", _consume_mode, _consume_args, True),
     "plan": _Mode("dry run: show what a key would trigger", _plan_mode, _plan_args, False),
     "event": _Mode("print a sample Lambda event payload", _event_mode, _event_args, False),
+    "pipeline": _Mode(
+        "pipelines in one file: check, graph, env, up, render",
+        _pipeline_mode,
+        _pipeline_args,
+        False,
+    ),
 }
 
 

@@ -180,10 +180,15 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def _describe(error: ValidationError) -> list[str]:
+    return [f"{variable}: {reason}" for variable, reason in field_problems(error)]
+
+
+def field_problems(error: ValidationError) -> list[tuple[str, str]]:
+    """``(VARIABLE, reason)`` for each problem of a failed ``Settings`` validation."""
     problems = []
     for item in error.errors():
         variable = ".".join(str(part) for part in item["loc"]).upper() or "configuration"
         cause = item.get("ctx", {}).get("error")
         reason = str(cause) if isinstance(cause, Exception) else item["msg"]
-        problems.append(f"{variable}: {reason}")
+        problems.append((variable, reason))
     return problems
