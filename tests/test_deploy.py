@@ -31,6 +31,7 @@ CONFIG_VARIABLES = (
     "MATCH_EVENTS",
     "PULL_PARENT_DIRS",
     "PULL_MATCH_KEYS",
+    "PULL_SCOPE",
     "EXECUTION_FILTER_EXPR",
     "TARGET_BUCKET",
     "HANDLER_TIMEOUT",
@@ -148,8 +149,52 @@ def _run_cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every statement the role may hold (a conditional one counted as granted)."""
     for policy in role["Properties"].get("Policies", []):
-        yield from policy["PolicyDocument"]["Statement"]
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                _, granted, otherwise = statement["Fn::If"]
+                assert otherwise == {"Ref": "AWS::NoValue"}
+                yield granted
+            else:
+                yield statement
+
+
+def _conditional_statements(role: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Sid -> (condition name, statement) of the statements granted under a condition."""
+    found = {}
+    for policy in role["Properties"].get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                condition, granted, _ = statement["Fn::If"]
+                found[granted["Sid"]] = (condition, granted)
+    return found
+
+
+def _condition(template: dict[str, Any], name: str, parameters: dict[str, str]) -> bool:
+    """Evaluate condition ``name`` of the template for ``parameters`` (others: defaults)."""
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and set(node) == {"Ref"}:
+            ref = node["Ref"]
+            return parameters.get(ref, str(template["Parameters"][ref].get("Default", "")))
+        return node
+
+    def truth(node: Any) -> bool:
+        [(function, arguments)] = node.items()
+        if function == "Fn::Equals":
+            return bool(value(arguments[0]) == value(arguments[1]))
+        if function == "Fn::Not":
+            return not truth(arguments[0])
+        if function == "Fn::Or":
+            return any(truth(a) for a in arguments)
+        if function == "Fn::And":
+            return all(truth(a) for a in arguments)
+        if function == "Condition":
+            return truth(template["Conditions"][arguments])
+        raise AssertionError(f"unexpected condition function {function}")
+
+    return truth(template["Conditions"][name])
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -315,7 +360,8 @@ def test_function_role_is_least_privilege(
         if action.startswith("logs:"):
             assert granted[action] == [{"Fn::GetAtt": ["FunctionLogGroup", "Arn"]}], action
     assert granted["s3:GetObject"] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${SourceBucketName}/${AccessPrefix}*"}
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${SourceBucketName}/${AccessPrefix}*"},
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${TargetBucketName}/${AccessPrefix}*"},
     ]
     writes = repr(granted["s3:PutObject"])
     assert "${TargetBucketName}/${AccessPrefix}*" in writes
@@ -325,6 +371,45 @@ def test_function_role_is_least_privilege(
     assert "s3:::${SourceBucketName}'" in listed and "s3:::${TargetBucketName}'" in listed
     # The function logs into the group the role may write to.
     assert function["LoggingConfig"]["LogGroup"] == {"Ref": "FunctionLogGroup"}
+
+
+@pytest.mark.parametrize(
+    ("scope", "filter_expr", "target", "skip", "lists", "reads_target"),
+    [
+        ("", "", "", "", True, False),  # the bridge's default scope: prefix
+        ("prefix", "", "dst", "", True, False),
+        ("events", "", "dst", "", False, True),
+        ("events", "", "dst", "false", False, False),  # no SKIP_UNCHANGED: no HeadObject
+        ("events", "", "", "", False, False),  # same bucket: GetObject is already granted
+        ("events", "length > 1", "dst", "", True, True),  # a filter needs the listing
+    ],
+)
+def test_list_bucket_only_when_the_bridge_lists(
+    template: dict[str, Any],
+    resources: dict[str, Any],
+    scope: str,
+    filter_expr: str,
+    target: str,
+    skip: str,
+    lists: bool,
+    reads_target: bool,
+) -> None:
+    conditional = _conditional_statements(resources["FunctionRole"])
+    parameters = {
+        "PullScope": scope,
+        "ExecutionFilterExpr": filter_expr,
+        "TargetBucketName": target,
+        "SkipUnchanged": skip,
+    }
+    condition, statement = conditional["ListBuckets"]
+    assert statement["Action"] == "s3:ListBucket"
+    assert _condition(template, condition, parameters) is lists
+    condition, statement = conditional["ReadTargetObjects"]
+    assert statement["Action"] == "s3:GetObject"
+    assert "${TargetBucketName}/${AccessPrefix}*" in repr(statement["Resource"])
+    assert _condition(template, condition, parameters) is reads_target
+    # Nothing else is conditional: reads of the source and writes of the target always hold.
+    assert set(conditional) == {"ListBuckets", "ReadTargetObjects"}
 
 
 def test_every_configuration_variable_is_a_parameter(
