@@ -67,14 +67,13 @@ def limited(iam_server: MotoServer) -> Iterator[dict[str, str]]:
     """Buckets, objects and a least-privilege identity; yields its credentials, auth on."""
     set_authentication(iam_server, float("inf"))
     iam_server.reset()
-    admin = {"endpoint_url": iam_server.endpoint, "region_name": "us-east-1"}
-    s3 = boto3.client("s3", **admin)
+    s3 = boto3.client("s3", endpoint_url=iam_server.endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket=SOURCE)
     s3.create_bucket(Bucket=TARGET)
     for index in range(20):  # neighbours a prefix-scope step would have to list
         s3.put_object(Bucket=SOURCE, Key=f"photo-{index}.jpg", Body=b"n")
     s3.put_object(Bucket=SOURCE, Key="photo.jpg", Body=b"jpeg bytes")
-    iam = boto3.client("iam", **admin)
+    iam = boto3.client("iam", endpoint_url=iam_server.endpoint, region_name="us-east-1")
     iam.create_user(UserName="thumbnailer")
     iam.put_user_policy(
         UserName="thumbnailer", PolicyName="per-object", PolicyDocument=json.dumps(POLICY)
@@ -125,14 +124,17 @@ def client(credentials: dict[str, str]) -> Any:
 def test_the_server_enforces_the_policy(limited: dict[str, str]) -> None:
     s3 = client(limited)
     assert s3.get_object(Bucket=SOURCE, Key="photo.jpg")["Body"].read() == b"jpeg bytes"
-    for call in [
-        lambda: s3.list_objects_v2(Bucket=SOURCE),
-        lambda: s3.put_object(Bucket=SOURCE, Key="x", Body=b"x"),
-        lambda: s3.list_objects_v2(Bucket=TARGET),
-    ]:
+    denials = []
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("list_objects_v2", {"Bucket": SOURCE}),
+        ("put_object", {"Bucket": SOURCE, "Key": "x", "Body": b"x"}),
+        ("list_objects_v2", {"Bucket": TARGET}),
+    ]
+    for operation, arguments in calls:
         with pytest.raises(ClientError) as denied:
-            call()
-        assert denied.value.response["Error"]["Code"] == "AccessDenied"
+            getattr(s3, operation)(**arguments)
+        denials.append(denied.value.response["Error"]["Code"])
+    assert denials == ["AccessDenied"] * 3
 
 
 def test_events_scope_runs_end_to_end_with_get_and_put_only(limited: dict[str, str]) -> None:
