@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge import __version__
+from bridge import __version__, containment
 from bridge.app import App, load_configuration
 from bridge.awserrors import describe as describe_aws_error
 from bridge.errors import CONFIGURATION_ERROR, INVALID_EVENT, STARTUP_ERROR, error_document
@@ -158,8 +158,14 @@ def _configure(command: Sequence[str] | None = None) -> tuple[Settings, tuple[st
     return settings, resolved
 
 
+def _prepare_host() -> None:
+    """For the modes that run handlers: contain their descendants, even past a kill -9."""
+    containment.enable()
+
+
 def _run_mode(options: argparse.Namespace, command: list[str]) -> int:
     settings, handler = _configure(command)
+    _prepare_host()
     bucket = options.bucket or os.environ.get(settings.bucket_var)
     if not bucket:
         raise UsageError(f"run: --bucket is required (or set {settings.bucket_var})")
@@ -178,6 +184,7 @@ def _run_mode(options: argparse.Namespace, command: list[str]) -> int:
 
 def _invoke_mode(options: argparse.Namespace, command: list[str]) -> int:
     settings, handler = _configure(command)
+    _prepare_host()
     app = App.create(settings, handler)
     try:
         payload = _read_event(options.event)
@@ -236,6 +243,7 @@ def _consume_mode(options: argparse.Namespace, command: list[str]) -> int:
     from bridge.storage import sqs_client
 
     settings, handler = _configure(command)
+    _prepare_host()
     consumer = Consumer(
         ConsumerOptions(
             queue_url=options.queue_url,
@@ -267,6 +275,7 @@ def _lambda_mode(options: argparse.Namespace, command: list[str]) -> int:
             "lambda: AWS_LAMBDA_RUNTIME_API is not set (Lambda sets it; locally, run the image "
             "under the Runtime Interface Emulator, or use 'invoke')"
         )
+    _prepare_host()
     try:
         return runtime.serve(address, command)
     except ConfigurationError as exc:

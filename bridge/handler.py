@@ -1,8 +1,10 @@
 """Running the handler subprocess (docs/design.md §2 step 8, §4).
 
 No shell is involved. The handler gets its own process group, so a timeout (SIGTERM, then
-SIGKILL after a grace period) reaches every child it started, and nothing it left running
-outlives the group. Its stdout and stderr are forwarded line by line as they come.
+SIGKILL after a grace period) reaches every child it started. When it ends, every descendant
+it left running is killed, even one that left the group (``bridge.containment``), before
+the bridge looks at the root folder. Its stdout and stderr are forwarded line by line as
+they come.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from bridge import containment
 from bridge.logs import log
 
 logger = logging.getLogger("bridge.handler")
@@ -66,15 +69,19 @@ def run_handler(
     """
     if timeout is not None and timeout <= 0:
         return HandlerResult(exit_code=None, timed_out=True)
+    containment.ensure_guard()
+    token = containment.new_group_token()
     try:
-        process = subprocess.Popen(
-            list(command),
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        with containment.spawning() as spawned:
+            process = subprocess.Popen(
+                list(command),
+                env={**env, containment.MARKER_VAR: token},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+            spawned.add(process.pid)
     except OSError as exc:
         return HandlerResult(exit_code=None, start_error=f"{command[0]!r}: {exc.strerror or exc}")
 
@@ -97,11 +104,15 @@ def run_handler(
             _signal_group(process.pid, signal.SIGKILL)
             process.wait()
     finally:
-        # Children the handler left behind would write into a folder about to be removed
-        # and keep its output pipes open: the group ends with the handler.
+        # Descendants the handler left behind would write into a folder about to be diffed
+        # and removed, and keep its output pipes open: the group ends with the handler.
         _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+        containment.spawned_done(process.pid)
         with _running_lock:
             _running.discard(process.pid)
+        containment.reap(containment.kill_marked(token))
+        containment.reap_orphans()
         for forwarder in forwarders:
             forwarder.join(timeout=kill_grace)
     return HandlerResult(exit_code=process.returncode, timed_out=timed_out)
