@@ -19,6 +19,7 @@ from bridge import __version__, containment
 from bridge.app import App, load_configuration
 from bridge.awserrors import describe as describe_aws_error
 from bridge.errors import CONFIGURATION_ERROR, INVALID_EVENT, STARTUP_ERROR, error_document
+from bridge.events import decode_json
 from bridge.groups import ExecutionGroup
 from bridge.logs import (
     configure_logging,
@@ -188,7 +189,7 @@ def _invoke_mode(options: argparse.Namespace, command: list[str]) -> int:
     app = App.create(settings, handler)
     try:
         payload = _read_event(options.event)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # PayloadError is a ValueError
         _print_json(error_document(INVALID_EVENT, f"cannot read the event: {exc}"))
         return EXIT_FAILED
     answer = app.handle_payload(payload)
@@ -202,7 +203,7 @@ def _read_event(source: str | None) -> Any:
     else:
         with open(source, encoding="utf-8") as stream:
             text = stream.read()
-    return json.loads(text)
+    return decode_json(text, "the event")
 
 
 def _plan_mode(options: argparse.Namespace, command: list[str]) -> int:

@@ -2,6 +2,8 @@
 
 Interface contract (used by groups, batch and the drivers):
 
+- ``decode_json(text, what)`` decodes a received JSON document; anything unusable is a
+  ``PayloadError``.
 - ``parse_invocation(payload)`` turns one Lambda event payload into an ``Invocation``.
 - ``parse_sqs_body(message_id, body)`` turns one SQS message body into a ``Message``
   (used by the standalone consumer too).
@@ -216,6 +218,25 @@ def parse_sqs_body(message_id: str | None, body: str) -> Message:
     return Message(message_id, events)
 
 
+def decode_json(text: str | bytes, what: str) -> object:
+    """Decode one JSON document received from outside; ``PayloadError`` naming ``what`` if unusable.
+
+    Every payload the bridge receives goes through here, so that hostile input (bytes that
+    are not UTF-8, nesting deeper than the parser's recursion limit, an integer of more
+    than 4,300 digits) is a clear error, never an exception of another kind.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"{what} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    except RecursionError:
+        raise PayloadError(f"{what} is not usable JSON: nested too deeply") from None
+    except ValueError as exc:  # not UTF-8, or an integer too long to convert
+        raise PayloadError(f"{what} is not usable JSON: {exc}") from None
+
+
 def eventbridge_event_name(
     detail_type: str, reason: str | None = None, deletion_type: str | None = None
 ) -> str:
@@ -332,14 +353,9 @@ def _events_from_text(
 ) -> tuple[ObjectEvent, ...]:
     """Decode a JSON text (SQS body, SNS message) and extract its events."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(
-            f"{where} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
-            f"{_preview(text)}"
-        ) from None
-    except (ValueError, RecursionError) as exc:
-        raise PayloadError(f"{where} is not usable JSON ({exc}): {_preview(text)}") from None
+        data = decode_json(text, where)
+    except PayloadError as exc:
+        raise PayloadError(f"{exc}: {_preview(text)}") from None
     return _events_from_json(data, message_id, where, allow_sns=allow_sns)
 
 

@@ -37,6 +37,7 @@ from typing import Any, NoReturn, Protocol
 from bridge import errors
 from bridge.app import Answer, App, load_configuration
 from bridge.engine import Deadline, InvocationContext
+from bridge.events import PayloadError, decode_json
 from bridge.handler import stop_all_handlers
 from bridge.logs import (
     JsonFormatter,
@@ -303,14 +304,9 @@ class Poller:
     def answer(self, invocation: NextInvocation) -> Answer:
         """The response or error document for one invocation; never raises."""
         try:
-            payload = json.loads(invocation.payload)
-        except ValueError as exc:
-            return Answer(
-                errors.error_document(
-                    errors.INVALID_EVENT, f"the invocation payload is not JSON: {exc}"
-                ),
-                is_error=True,
-            )
+            payload = decode_json(invocation.payload, "the invocation payload")
+        except PayloadError as exc:
+            return Answer(errors.error_document(errors.INVALID_EVENT, str(exc)), is_error=True)
         env: dict[str, str] = {}
         if invocation.trace_id:
             env[TRACE_VAR] = invocation.trace_id

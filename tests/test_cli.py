@@ -167,6 +167,15 @@ def test_invoke_unreadable_event(aws: MotoServer, tmp_path: Path) -> None:
     assert json.loads(unknown.stdout)["errorType"] == "UnrecognizedEvent"
 
 
+def test_invoke_deeply_nested_event_prints_an_invalid_event_document(aws: MotoServer) -> None:
+    result = cli("invoke", "--", *handler("copier"), stdin="[" * 1000 + "]" * 1000)
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["errorType"] == "InvalidEvent"
+    assert "nested too deeply" in document["errorMessage"]
+    assert "Traceback" not in result.stderr
+
+
 def test_invoke_stdout_carries_only_the_result(src: Any) -> None:
     put(src, BUCKET, "in/a.txt", "a")
     result = cli("invoke", "--", *handler("echo"), stdin=event_payload("sqs", "in/a.txt"))

@@ -14,6 +14,7 @@ from bridge.events import (
     ObjectEvent,
     PayloadError,
     Source,
+    decode_json,
     eventbridge_detail,
     eventbridge_event_name,
     parse_invocation,
@@ -325,6 +326,31 @@ def test_size_as_ascii_digit_string_is_kept() -> None:
     record["s3"]["object"]["size"] = "1234567890123456789"  # 19 digits: the longest kept
     (event,) = all_events(parse_invocation(notification(record)))
     assert event.size == 1234567890123456789
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("[" * 1000 + "]" * 1000, "nested too deeply"),
+        ('{"Records": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+        ('{"n": ' + "9" * 5000 + "}", "digits"),
+        (b'{"a": "\xff"}', "not usable JSON"),
+        ("{not json", "not JSON (Expecting property name"),
+    ],
+    ids=["1000-nested-arrays", "5000-nested-records", "5000-digits", "not-utf-8", "broken"],
+)
+def test_decode_json_turns_every_unusable_document_into_a_payload_error(
+    text: str | bytes, why: str
+) -> None:
+    with pytest.raises(PayloadError, match=re.escape(why)) as raised:
+        decode_json(text, "the event")
+    assert str(raised.value).startswith("the event is not")
+
+
+def test_deeply_nested_sqs_body_fails_only_its_message() -> None:
+    message = parse_sqs_body("m1", "[" * 1000 + "]" * 1000)
+    assert message.events == ()
+    assert message.error is not None and "nested too deeply" in message.error
 
 
 # --------------------------------------------------------------------------- SQS

@@ -581,6 +581,34 @@ def test_poller_turns_a_bridge_bug_into_an_error_and_goes_on(api: FakeRuntimeApi
     assert api.wait_answer(second).body == {}
 
 
+DEEPLY_NESTED = b"[" * 1000 + b"]" * 1000  # 2 KB, past the JSON parser's recursion limit
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (DEEPLY_NESTED, "nested too deeply"),
+        (b'{"n": ' + b"9" * 5000 + b"}", "digits"),
+        (b'{"a": "\xff"}', "not usable JSON"),
+    ],
+    ids=["1000-nested-arrays", "5000-digit-integer", "not-utf-8"],
+)
+def test_poller_answers_unusable_json_with_an_invalid_event_error_and_goes_on(
+    api: FakeRuntimeApi, payload: bytes, why: str
+) -> None:
+    app = StubApp(lambda payload, context: Answer({}, is_error=False, all_succeeded=True))
+    poller = Poller(app, RuntimeApiClient(api.address), export_trace=False)
+    hostile, fine = api.enqueue(payload), api.enqueue({})
+
+    poller.run(limit=2)
+
+    error = api.wait_answer(hostile)
+    assert error.kind == "error" and error.body["errorType"] == "InvalidEvent"
+    assert why in error.body["errorMessage"]
+    assert api.wait_answer(fine).body == {}
+    assert [payload for payload, _ in app.calls] == [{}]  # the hostile one never reached it
+
+
 def test_poller_passes_trace_and_deadline_and_exports_the_trace_only_when_asked(
     api: FakeRuntimeApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
