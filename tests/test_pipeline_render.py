@@ -15,7 +15,7 @@ import yaml
 from bridge.cli import main
 from bridge.pipeline.model import load_pipeline
 from bridge.pipeline.render_sam import render_sam
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, REPO
 from tests.pipeline_files import pipeline, step
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*/pipeline.yaml"))
@@ -307,7 +307,10 @@ def mermaid_graph(
 def test_graph_of_wordcount(capsys: pytest.CaptureFixture[str]) -> None:
     nodes, edges = mermaid_graph(capsys, EXAMPLES / "wordcount" / "pipeline.yaml")
     assert nodes == {"b0": "wordcount-data"}
-    assert edges == [("b0", "map: jobs/*.txt", "b0"), ("b0", "reduce: jobs/*.json", "b0")]
+    assert edges == [
+        ("b0", "map: jobs/*.txt → counts/", "b0"),
+        ("b0", "reduce: jobs/*.json → result/", "b0"),
+    ]
 
 
 def test_graph_draws_a_step_between_two_buckets(
@@ -327,3 +330,10 @@ def test_graph_draws_a_step_between_two_buckets(
     nodes, edges = mermaid_graph(capsys, path)
     assert nodes == {"b0": "uploads", "b1": "thumbnails"}
     assert edges == [("b0", "thumbs: *.jpg", "b1")]
+
+
+def test_the_docs_show_the_current_wordcount_graph(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pipeline", "graph", str(EXAMPLES / "wordcount" / "pipeline.yaml")]) == 0
+    graph = capsys.readouterr().out
+    for doc in (REPO / "README.md", REPO / "docs" / "pipelines.md"):
+        assert f"```mermaid\n{graph}```" in doc.read_text(encoding="utf-8"), doc

@@ -21,6 +21,12 @@ from functools import cached_property
 from bridge.pipeline.keysets import KeySet
 from bridge.pipeline.model import UPLOAD_EVENT_NAMES, Pipeline, StepConfig, s3_event_types
 
+# Paths of regular files relative to the root folder: what the bridge uploads (never a
+# "folder/" key, never an empty part).
+_FILE_PATHS = KeySet.searched(r"^([^/]+/)*[^/]+$")
+# Keys whose parts are not empty and do not start with a dot: examples read better.
+_READABLE = KeySet.searched(r"^([^/.][^/]*/)*([^/.][^/]*)?$")
+
 
 class Level(Enum):
     """How bad a finding is; ``pipeline check`` exits with the worst one's code."""
@@ -72,11 +78,11 @@ class StepKeys:
         prefixes = self.triggers.group_prefixes(self.step.settings.pull_parent_dirs)
         entries = self.step.spec.outputs
         if entries is None:
-            return prefixes.concat(KeySet.everything())
+            return prefixes.concat(_FILE_PATHS)
         written = KeySet.starting_with(entries[0])
         for entry in entries[1:]:
             written = written.union(KeySet.starting_with(entry))
-        return prefixes.concat(written)
+        return prefixes.concat(written.intersect(_FILE_PATHS))
 
     @property
     def hears_uploads(self) -> bool:
@@ -99,15 +105,16 @@ class Report:
 
     def render(self) -> str:
         """The human-readable report ``pipeline check`` prints."""
-        lines = [f"pipeline {self.pipeline.name}: {len(self.pipeline.steps)} steps"]
+        count = len(self.pipeline.steps)
+        lines = [f"pipeline {self.pipeline.name}: {count} step{'s' if count > 1 else ''}"]
         width = max(len(s.name) for s in self.pipeline.steps)
         for step in self.pipeline.steps:
             lines.append(f"  {step.name:<{width}}  {describe_trigger(step)}")
         lines.append("edges (A's outputs can trigger B):" if self.edges else "edges: none")
-        for edge in self.edges:
-            lines.append(
-                f"  {edge.source} -> {edge.target}   e.g. s3://{edge.bucket}/{edge.example}"
-            )
+        pairs = [f"{edge.source} -> {edge.target}" for edge in self.edges]
+        pad = max(map(len, pairs), default=0)
+        for pair, edge in zip(pairs, self.edges, strict=True):
+            lines.append(f"  {pair:<{pad}}  e.g. s3://{edge.bucket}/{edge.example}")
         lines.extend(str(finding) for finding in self.findings)
         errors = sum(f.level is Level.ERROR for f in self.findings)
         warnings = sum(f.level is Level.WARNING for f in self.findings)
@@ -173,7 +180,7 @@ def _edges(pipeline: Pipeline, keys: dict[str, StepKeys]) -> list[Edge]:
             if source.target != target.spec.on.bucket or not keys[target.name].hears_uploads:
                 continue
             common = keys[source.name].outputs.intersect(keys[target.name].triggers)
-            example = common.example()
+            example = common.intersect(_READABLE).example() or common.example()
             if example is not None:
                 edges.append(Edge(source.name, target.name, source.target, example))
     return edges

@@ -1,7 +1,8 @@
 """``pipeline graph``: the pipeline as Mermaid text (docs/design.md §14). Pure.
 
 Buckets are the nodes; each step is an edge from the bucket it is triggered on to the bucket
-it writes, labelled with its name and trigger (notification prefix and suffix).
+it writes, labelled with its name, its trigger (notification prefix and suffix) and its
+declared outputs.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ from bridge.pipeline.model import Pipeline, StepConfig
 
 
 def trigger_label(step: StepConfig) -> str:
-    """``map: jobs/*.txt``: the step and the keys its notification covers."""
+    """``map: jobs/*.txt → counts/``: the step, the keys its notification covers and, when
+    declared, where it writes (relative to the group prefix)."""
     on = step.spec.on
-    return f"{step.name}: {on.prefix}*{on.suffix}"
+    label = f"{step.name}: {on.prefix}*{on.suffix}"
+    if step.spec.outputs:
+        label += " → " + ", ".join(step.spec.outputs)
+    return label
 
 
 def mermaid(pipeline: Pipeline) -> str:

@@ -195,7 +195,7 @@ class StepConfig:
     @property
     def scope(self) -> str:
         """PULL_SCOPE: ``prefix`` (list and pull the group prefix) or ``events``."""
-        return str(getattr(self.settings, "pull_scope", self.spec.pull.scope or "prefix"))
+        return self.settings.pull_scope
 
     @property
     def notification_events(self) -> tuple[str, ...]:
