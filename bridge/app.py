@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,8 +12,11 @@ from bridge.batch import InvocationResult, Routing, process_invocation
 from bridge.engine import Engine, InvocationContext
 from bridge.errors import UNRECOGNIZED_EVENT, error_document
 from bridge.events import Invocation, PayloadError, parse_invocation
-from bridge.settings import ConfigurationError, Settings, load_settings
+from bridge.logs import log
+from bridge.settings import ConfigurationError, Settings, configuration_warnings, load_settings
 from bridge.storage import Storage, s3_client
+
+logger = logging.getLogger("bridge.app")
 
 MISSING_COMMAND = "HANDLER_COMMAND: required when no handler command is given as arguments"
 
@@ -31,6 +35,12 @@ def load_configuration(
             exc.problems.append(MISSING_COMMAND)
         raise
     return settings, (resolve_command(settings, command) if command is not None else ())
+
+
+def log_configuration_warnings(settings: Settings) -> None:
+    """Log, once at start-up, configuration mistakes that validate (a misspelt variable...)."""
+    for warning in configuration_warnings(settings, os.environ):
+        log(logger, logging.WARNING, warning)
 
 
 def resolve_command(settings: Settings, arguments: Sequence[str]) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge import __version__, containment
-from bridge.app import App, load_configuration
+from bridge.app import App, load_configuration, log_configuration_warnings
 from bridge.awserrors import describe as describe_aws_error
 from bridge.errors import CONFIGURATION_ERROR, INVALID_EVENT, STARTUP_ERROR, error_document
 from bridge.events import decode_json
@@ -156,6 +156,7 @@ def _configure(command: Sequence[str] | None = None) -> tuple[Settings, tuple[st
     settings, resolved = load_configuration(command)
     configure_logging(settings.log_format, settings.log_level)
     install_exception_logging()
+    log_configuration_warnings(settings)
     return settings, resolved
 
 

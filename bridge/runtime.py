@@ -35,7 +35,7 @@ from types import FrameType
 from typing import Any, NoReturn, Protocol
 
 from bridge import errors
-from bridge.app import Answer, App, load_configuration
+from bridge.app import Answer, App, load_configuration, log_configuration_warnings
 from bridge.engine import Deadline, InvocationContext
 from bridge.events import PayloadError, decode_json
 from bridge.handler import stop_all_handlers
@@ -361,6 +361,7 @@ def serve(
     settings, handler = load_configuration(command)
     configure_logging(settings.log_format, settings.log_level)
     install_exception_logging()
+    log_configuration_warnings(settings)
     concurrency = max_concurrency(os.environ)
     try:
         pollers = [

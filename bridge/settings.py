@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainValidator, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bridge.hints import event_name_hint, glob_as_regex, glob_hint, looks_like_glob, near_miss
 from bridge.jqfilter import ExecutionFilter, FilterCompileError
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+LAMBDA_FUNCTION_VAR = "AWS_LAMBDA_FUNCTION_NAME"  # set by Lambda in every execution environment
 
 
 class ConfigurationError(Exception):
@@ -35,7 +38,7 @@ def _compile_regex(value: object) -> re.Pattern[str] | None:
     try:
         return re.compile(str(value))
     except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from exc
+        raise ValueError(f"invalid regular expression: {exc}{glob_hint(str(value))}") from exc
 
 
 def _compile_regex_list(value: object) -> tuple[re.Pattern[str], ...]:
@@ -49,7 +52,10 @@ def _compile_regex_list(value: object) -> tuple[re.Pattern[str], ...]:
             try:
                 patterns.append(re.compile(str(part).strip()))
             except re.error as exc:
-                raise ValueError(f"invalid regular expression {part.strip()!r}: {exc}") from exc
+                text = part.strip()
+                raise ValueError(
+                    f"invalid regular expression {text!r}: {exc}{glob_hint(text)}"
+                ) from exc
     return tuple(patterns)
 
 
@@ -104,6 +110,10 @@ class Settings(BaseSettings):
         )
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # On by default under Lambda only: docs/design.md §3 says why.
+    metrics: Literal["emf", "off"] = Field(
+        default_factory=lambda: "emf" if os.environ.get(LAMBDA_FUNCTION_VAR) else "off"
+    )
 
     # Compiled from EXECUTION_FILTER_EXPR or EXECUTION_FILTER_FILE; not itself a variable.
     execution_filter: ExecutionFilter | None = Field(default=None, exclude=True)
@@ -132,7 +142,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", "pull_scope", mode="before")
+    @field_validator("log_format", "pull_scope", "metrics", mode="before")
     @classmethod
     def _lower_format(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
@@ -152,6 +162,79 @@ class Settings(BaseSettings):
 
 # Every configuration variable's name (docs/design.md §3), from the model's fields.
 VARIABLES = tuple(name.upper() for name in Settings.model_fields if name != "execution_filter")
+
+
+# What each variable means when it is unset (``plan`` prints it; docs/design.md §3).
+UNSET_MEANING = {
+    "MATCH_KEY": "every key matches",
+    "MATCH_EVENTS": "every event name matches",
+    "PULL_PARENT_DIRS": "0: the object's own folder is the group prefix",
+    "PULL_MATCH_KEYS": "every listed object is pulled",
+    "PULL_SCOPE": "prefix: pull from the listing of the group prefix",
+    "EXECUTION_FILTER_EXPR": "no execution filter: every group runs",
+    "EXECUTION_FILTER_FILE": "no execution filter file",
+    "TARGET_BUCKET": "outputs go to the group's own bucket",
+    "HANDLER_COMMAND": "the handler comes from the command line",
+    "ROOT_FOLDER_VAR": "the handler reads ROOT_FOLDER",
+    "BUCKET_VAR": "the handler reads BUCKET",
+    "KEY_PREFIX_VAR": "the handler reads KEY_PREFIX",
+    "HANDLER_TIMEOUT": "no time limit (under Lambda: the invocation deadline)",
+    "TRANSFER_CONCURRENCY": "16 parallel transfers per group",
+    "SKIP_UNCHANGED": "true: outputs equal to the stored object are not uploaded",
+    "MAX_CHAIN_DEPTH": "16",
+    "LOG_FORMAT": "text (json when AWS_LAMBDA_LOG_FORMAT=JSON)",
+    "LOG_LEVEL": "INFO",
+    "METRICS": "emf under Lambda (AWS_LAMBDA_FUNCTION_NAME set), else off",
+}
+
+
+def unset_meaning(variable: str) -> str:
+    """What leaving ``variable`` unset means."""
+    if variable in UNSET_MEANING:
+        return UNSET_MEANING[variable]
+    field = Settings.model_fields.get(variable.lower())
+    return f"default {field.default!r}" if field is not None else "not a setting"
+
+
+# Names a deployment legitimately sets beside the bridge's own: not typos of them.
+_NOT_TYPOS = frozenset({"ROOT_FOLDER", "BUCKET", "KEY_PREFIX", "BRIDGE_EVENTS_FILE"})
+
+
+def configuration_warnings(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """Mistakes that validate but cannot be what was meant, each as one sentence.
+
+    A variable named almost like one of the bridge's (``MATCH_KYE``: ignored, so the real
+    one stays unset), an ``s3:`` prefix in ``MATCH_EVENTS``, a glob where a regex is expected.
+    """
+    warnings = []
+    handler_names = {settings.root_folder_var, settings.bucket_var, settings.key_prefix_var}
+    for name in sorted(environ):
+        if name.upper() in _NOT_TYPOS or name in handler_names:
+            continue
+        intended = near_miss(name, VARIABLES)
+        if intended is not None:
+            state = (
+                "is set too"
+                if intended in environ
+                else (f"is unset: {UNSET_MEANING.get(intended, 'its default applies')}")
+            )
+            warnings.append(
+                f"environment variable {name} is not one of the bridge's: did you mean "
+                f"{intended}? ({name} is ignored; {intended} {state})"
+            )
+    if settings.match_events is not None:
+        hint = event_name_hint(settings.match_events.pattern)
+        if hint is not None:
+            warnings.append(hint)
+    patterns = [("MATCH_KEY", settings.match_key)] if settings.match_key is not None else []
+    patterns += [("PULL_MATCH_KEYS", pattern) for pattern in settings.pull_match_keys]
+    for variable, pattern in patterns:
+        if looks_like_glob(pattern.pattern):
+            warnings.append(
+                f"{variable} {pattern.pattern!r} looks like a glob, but it is a regular "
+                f"expression (unanchored search): did you mean '{glob_as_regex(pattern.pattern)}'?"
+            )
+    return warnings
 
 
 def _read_filter_file(path: Path) -> str:
