@@ -6,8 +6,12 @@
 3. start an `s3-event-bridge consume` worker per step, configured by the example's own
    env file: word-count map, word-count reduce (gated by a jq filter), thumbnails;
 4. upload the bundled sample inputs (a job manifest, three texts, three images);
-5. wait for the results, print a summary (top words, thumbnails, per-step phase timings
-   taken from the workers' group summary lines), stop everything.
+5. wait for the results, print a summary (top words, thumbnails, and per step the objects
+   listed and pulled and the phase timings, taken from the workers' group summary lines),
+   stop everything.
+
+The word-count map and the thumbnails run with PULL_SCOPE=events (they list nothing and
+pull only the new object); the reduce runs in prefix scope (it needs the whole job).
 """
 
 from __future__ import annotations
@@ -73,15 +77,17 @@ def make_queue(sqs: Any, name: str) -> tuple[str, str]:
     return url, arn
 
 
-def notification(queue_arn: str, prefix: str, suffix: str = "") -> dict[str, Any]:
-    rules = [{"Name": "prefix", "Value": prefix}]
-    if suffix:
-        rules.append({"Name": "suffix", "Value": suffix})
-    return {
-        "QueueArn": queue_arn,
-        "Events": ["s3:ObjectCreated:*"],
-        "Filter": {"Key": {"FilterRules": rules}},
-    }
+def notification(queue_arn: str, prefix: str = "", suffix: str = "") -> dict[str, Any]:
+    """A queue notification for created objects, filtered by key prefix and suffix if given."""
+    rules = [
+        {"Name": name, "Value": value}
+        for name, value in (("prefix", prefix), ("suffix", suffix))
+        if value
+    ]
+    config: dict[str, Any] = {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}
+    if rules:
+        config["Filter"] = {"Key": {"FilterRules": rules}}
+    return config
 
 
 def start_worker(step: Step, endpoint: str, logs: Path) -> None:
@@ -139,15 +145,19 @@ def group_summaries(log: Path) -> list[dict[str, Any]]:
 
 def print_timings(steps: list[Step]) -> None:
     phases = ["list", "filter", "pull", "handler", "diff", "push"]
-    print("\nper-step groups and mean phase timings (ms), from the group summary lines:")
-    print(f"  {'step':<17}{'groups':<24}{'up/same':>8}" + "".join(f"{p:>9}" for p in phases))
+    print("\nper step: groups, objects listed and pulled, outputs, mean phase timings (ms):")
+    header = f"  {'step':<17}{'scope':<8}{'groups':<24}{'listed':>7}{'pulled':>7}{'up/same':>8}"
+    print(header + "".join(f"{p:>9}" for p in phases))
     for step in steps:
         assert step.log is not None
         summaries = group_summaries(step.log)
         outcomes: dict[str, int] = defaultdict(int)
         sums: dict[str, list[float]] = defaultdict(list)
-        uploaded = sum(summary.get("uploaded", 0) for summary in summaries)
-        unchanged = sum(summary.get("unchanged", 0) for summary in summaries)
+        totals = {
+            name: sum(summary.get(name, 0) for summary in summaries)
+            for name in ("listed", "pulled", "uploaded", "unchanged")
+        }
+        scopes = sorted({str(summary.get("scope", "?")) for summary in summaries})
         for summary in summaries:
             outcomes[summary["outcome"]] += 1
             for phase, seconds in summary.get("timings", {}).items():
@@ -157,9 +167,15 @@ def print_timings(steps: list[Step]) -> None:
             f"{1000 * sum(sums[p]) / len(sums[p]):>9.1f}" if sums[p] else f"{'-':>9}"
             for p in phases
         )
-        transfers = f"{uploaded}/{unchanged}"
-        print(f"  {step.name:<17}{counted or 'none':<24}{transfers:>8}{cells}")
-    print("  (up/same: outputs uploaded / outputs skipped because identical to the stored object)")
+        transfers = f"{totals['uploaded']}/{totals['unchanged']}"
+        print(
+            f"  {step.name:<17}{'/'.join(scopes) or '-':<8}{counted or 'none':<24}"
+            f"{totals['listed']:>7}{totals['pulled']:>7}{transfers:>8}{cells}"
+        )
+    print(
+        "  (listed, pulled: objects, summed over the step's groups; up/same: outputs uploaded /"
+        " skipped because identical to the stored object)"
+    )
 
 
 def main() -> int:
@@ -198,9 +214,7 @@ def main() -> int:
         )
         s3.put_bucket_notification_configuration(
             Bucket=UPLOADS_BUCKET,
-            NotificationConfiguration={
-                "QueueConfigurations": [notification(arns["thumbnails"], "uploads/")]
-            },
+            NotificationConfiguration={"QueueConfigurations": [notification(arns["thumbnails"])]},
         )
         print("buckets, queues (with DLQs) and notifications created")
 
@@ -220,16 +234,14 @@ def main() -> int:
                     Bucket=PIPELINE_BUCKET, Key=f"{JOB}input/{text.name}", Body=text.read_bytes()
                 )
             for image in images:
-                s3.put_object(
-                    Bucket=UPLOADS_BUCKET, Key=f"uploads/{image.name}", Body=image.read_bytes()
-                )
+                s3.put_object(Bucket=UPLOADS_BUCKET, Key=image.name, Body=image.read_bytes())
             print(
                 f"uploaded a manifest and {len(texts)} texts to s3://{PIPELINE_BUCKET}/{JOB}, "
-                f"{len(images)} images to s3://{UPLOADS_BUCKET}/uploads/"
+                f"{len(images)} images to the top of s3://{UPLOADS_BUCKET}/"
             )
 
             expected = [(PIPELINE_BUCKET, f"{JOB}result/total.json")] + [
-                (PROCESSED_BUCKET, f"uploads/{kind}/{image.name}{suffix}")
+                (PROCESSED_BUCKET, f"{kind}/{image.name}{suffix}")
                 for image in images
                 for kind, suffix in (("thumbnails", ""), ("metadata", ".json"))
             ]
@@ -263,13 +275,13 @@ def main() -> int:
 
         print(f"\nthumbnails in s3://{PROCESSED_BUCKET}/:")
         for image in images:
-            key = f"uploads/thumbnails/{image.name}"
+            key = f"thumbnails/{image.name}"
             body = s3.get_object(Bucket=PROCESSED_BUCKET, Key=key)["Body"].read()
             with Image.open(BytesIO(body)) as thumb:
                 size = f"{thumb.width}x{thumb.height} {thumb.format}"
             with Image.open(image) as original:
                 was = f"{original.width}x{original.height}"
-            print(f"  {key:<36} {size:<14} {len(body):>6} B   (original {was})")
+            print(f"  {key:<28} {size:<14} {len(body):>6} B   (original {was})")
 
         print_timings(steps)
     print(f"\ndemo succeeded in {time.monotonic() - started:.1f} s")

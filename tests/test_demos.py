@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -25,11 +26,30 @@ def test_make_demo_pipeline_succeeds() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo succeeded" in result.stdout
     assert "word count over 3 texts" in result.stdout
-    # The three thumbnails are at most 200 px wide; the small icon is not enlarged.
-    assert "uploads/thumbnails/sunset.jpg        200x150 JPEG" in result.stdout
-    assert "uploads/thumbnails/icon+small.png    120x90 PNG" in result.stdout
-    for step in ("wordcount-map", "wordcount-reduce", "thumbnails"):
-        assert step in result.stdout
+    # The classic layout: thumbnails/<name> at the top of the processed bucket, at most
+    # 200 px wide; the small icon is not enlarged.
+    assert re.search(r"^  thumbnails/sunset\.jpg +200x150 JPEG", result.stdout, re.M)
+    assert re.search(r"^  thumbnails/icon\+small\.png +120x90 PNG", result.stdout, re.M)
+    # Per step: scope, objects listed and pulled. The map and the thumbnails list nothing
+    # and pull each new object once; the reduce lists its job folder.
+    rows = {
+        match["step"]: match
+        for match in re.finditer(
+            r"^  (?P<step>[\w-]+) +(?P<scope>events|prefix) +.+?(?P<listed>\d+) +(?P<pulled>\d+)"
+            r" +\d+/\d+ ",
+            result.stdout,
+            re.M,
+        )
+    }
+    assert set(rows) == {"wordcount-map", "wordcount-reduce", "thumbnails"}, result.stdout
+    for step in ("wordcount-map", "thumbnails"):
+        assert (rows[step]["scope"], rows[step]["listed"], rows[step]["pulled"]) == (
+            "events",
+            "0",
+            "3",
+        ), rows[step][0]
+    assert rows["wordcount-reduce"]["scope"] == "prefix"
+    assert int(rows["wordcount-reduce"]["listed"]) > 0
 
 
 def test_invoke_demo_succeeds() -> None:

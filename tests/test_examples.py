@@ -26,7 +26,7 @@ from bridge.groups import group_events, select_events
 from bridge.jqfilter import ExecutionFilter
 from bridge.outcomes import GroupOutcome, Status
 from bridge.samples import sample_payload
-from bridge.settings import load_settings
+from bridge.settings import VARIABLES, load_settings
 from tests.conftest import EXAMPLES
 
 WORDCOUNT = EXAMPLES / "wordcount"
@@ -42,6 +42,8 @@ ENV_FILES = [
 
 def example_app(monkeypatch: pytest.MonkeyPatch, env_file: Path, **overrides: str) -> App:
     """The bridge as configured by ``env_file``, run from the example's folder."""
+    for name in VARIABLES:  # nothing left over from another example's env file
+        monkeypatch.delenv(name, raising=False)
     for name, value in {**read_env_file(env_file), **overrides}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(env_file.parent)  # the image's WORKDIR: relative paths resolve here
@@ -117,14 +119,14 @@ ROUTES = {
         ("jobs/7/result/total.json", "ObjectCreated:Put", None),
     ],
     "thumbnails.env": [
-        ("uploads/photo.jpg", "ObjectCreated:Put", "uploads/"),
-        ("uploads/IMG_0001.JPEG", "ObjectCreated:Put", "uploads/"),
-        ("uploads/logo.png", "ObjectCreated:Copy", "uploads/"),
-        ("uploads/photo.jpg", "ObjectRemoved:Delete", None),
-        ("uploads/notes.txt", "ObjectCreated:Put", None),
-        ("uploads/thumbnails/photo.jpg", "ObjectCreated:Put", None),
-        ("uploads/metadata/photo.jpg.json", "ObjectCreated:Put", None),
-        ("elsewhere/photo.jpg", "ObjectCreated:Put", None),
+        ("photo.jpg", "ObjectCreated:Put", ""),
+        ("IMG_0001.JPEG", "ObjectCreated:Put", ""),
+        ("2026/11/logo.png", "ObjectCreated:Copy", ""),
+        ("uploads/red flower+1.jpeg", "ObjectCreated:CompleteMultipartUpload", ""),
+        ("photo.jpg", "ObjectRemoved:Delete", None),
+        ("notes.txt", "ObjectCreated:Put", None),
+        ("thumbnails/photo.jpg", "ObjectCreated:Put", None),
+        ("metadata/photo.jpg.json", "ObjectCreated:Put", None),
     ],
 }
 
@@ -392,17 +394,17 @@ def sideways_jpeg() -> bytes:
 
 # key -> (content, stored width, height, format, upright thumbnail size)
 IMAGES: dict[str, tuple[bytes, int, int, str, tuple[int, int]]] = {
-    "uploads/photo.jpg": (image_bytes((640, 480), "JPEG"), 640, 480, "JPEG", (200, 150)),
-    "uploads/tall.png": (image_bytes((300, 900), "PNG", "RGBA"), 300, 900, "PNG", (200, 600)),
-    "uploads/icon.png": (image_bytes((150, 100), "PNG", "P"), 150, 100, "PNG", (150, 100)),
-    "uploads/red flower+1.JPG": (image_bytes((401, 301), "JPEG"), 401, 301, "JPEG", (200, 150)),
+    "photo.jpg": (image_bytes((640, 480), "JPEG"), 640, 480, "JPEG", (200, 150)),
+    "tall.png": (image_bytes((300, 900), "PNG", "RGBA"), 300, 900, "PNG", (200, 600)),
+    "2026/11/icon.png": (image_bytes((150, 100), "PNG", "P"), 150, 100, "PNG", (150, 100)),
+    "red flower+1.JPG": (image_bytes((401, 301), "JPEG"), 401, 301, "JPEG", (200, 150)),
     "uploads/phone.jpeg": (sideways_jpeg(), 640, 480, "JPEG", (200, 267)),
 }
 
 
 def target_keys(key: str) -> set[str]:
-    name = key.rsplit("/", 1)[1]
-    return {f"uploads/thumbnails/{name}", f"uploads/metadata/{name}.json"}
+    """The classic layout: at the top of the processed bucket, named after the upload."""
+    return {f"thumbnails/{key}", f"metadata/{key}.json"}
 
 
 @pytest.fixture
@@ -440,8 +442,7 @@ def test_thumbnails_and_metadata_of_new_uploads(image_buckets: Any, thumbnailer:
     assert set(listing(s3, PROCESSED)) == expected
     assert listing(s3, UPLOADS) == source_before  # the uploads bucket is never written
     for key, (content, width, height, image_format, thumb_size) in IMAGES.items():
-        name = key.rsplit("/", 1)[1]
-        thumb_key = f"uploads/thumbnails/{name}"
+        thumb_key = f"thumbnails/{key}"
         thumb = Image.open(io.BytesIO(read(s3, PROCESSED, thumb_key)))
         assert thumb.format == image_format, key
         assert thumb.size == thumb_size, key
@@ -453,7 +454,7 @@ def test_thumbnails_and_metadata_of_new_uploads(image_buckets: Any, thumbnailer:
         content_type = "image/jpeg" if image_format == "JPEG" else "image/png"
         assert s3.head_object(Bucket=PROCESSED, Key=thumb_key)["ContentType"] == content_type
 
-        metadata = json.loads(read(s3, PROCESSED, f"uploads/metadata/{name}.json"))
+        metadata = json.loads(read(s3, PROCESSED, f"metadata/{key}.json"))
         assert metadata == {
             "width": width,
             "height": height,
@@ -464,29 +465,31 @@ def test_thumbnails_and_metadata_of_new_uploads(image_buckets: Any, thumbnailer:
         }
 
 
-def test_only_the_new_images_are_processed(
+def test_only_the_new_images_are_pulled_and_processed(
     image_buckets: Any, monkeypatch: pytest.MonkeyPatch, aws: Any
 ) -> None:
     # With SKIP_UNCHANGED off every file the handler writes is uploaded: only the new ones.
     app = example_app(monkeypatch, THUMBNAILS / "thumbnails.env", SKIP_UNCHANGED="false")
     s3 = image_buckets
-    upload(s3, "uploads/photo.jpg")
-    deliver(app, UPLOADS, "uploads/photo.jpg")
-    upload(s3, "uploads/tall.png")
+    upload(s3, "photo.jpg")
+    deliver(app, UPLOADS, "photo.jpg")
+    upload(s3, "tall.png")
 
-    outcome = only_group(deliver(app, UPLOADS, "uploads/tall.png"))  # photo.jpg pulled too
+    outcome = only_group(deliver(app, UPLOADS, "tall.png"))
 
-    assert set(outcome.uploaded) == target_keys("uploads/tall.png")
-    assert all(version_count(s3, PROCESSED, k) == 1 for k in target_keys("uploads/photo.jpg"))
+    assert set(outcome.uploaded) == target_keys("tall.png")
+    assert all(version_count(s3, PROCESSED, k) == 1 for k in target_keys("photo.jpg"))
+    plan = app.engine.plan_group(outcome.group)  # events scope: photo.jpg is not even pulled
+    assert (plan.listed, [i.obj.key for i in plan.pull.pull]) == (None, ["tall.png"])
 
 
 def test_reprocessing_the_same_images_uploads_nothing(image_buckets: Any, thumbnailer: App) -> None:
     s3 = image_buckets
-    upload(s3, "uploads/photo.jpg", "uploads/tall.png")
-    deliver(thumbnailer, UPLOADS, "uploads/photo.jpg", "uploads/tall.png")
+    upload(s3, "photo.jpg", "tall.png")
+    deliver(thumbnailer, UPLOADS, "photo.jpg", "tall.png")
     before = listing(s3, PROCESSED)
 
-    again = only_group(deliver(thumbnailer, UPLOADS, "uploads/photo.jpg", "uploads/tall.png"))
+    again = only_group(deliver(thumbnailer, UPLOADS, "photo.jpg", "tall.png"))
 
     assert (again.status, again.uploaded) == (Status.SUCCEEDED, ())
     assert listing(s3, PROCESSED) == before
@@ -497,70 +500,63 @@ def test_files_that_are_not_usable_images_are_skipped_not_failed(
 ) -> None:
     caplog.set_level(logging.INFO, logger="bridge")
     s3 = image_buckets
-    upload(s3, "uploads/photo.jpg")
+    upload(s3, "photo.jpg")
     fakes = {
-        "uploads/notes.jpg": b"just some text, not a JPEG\n",  # corrupt / mislabelled
-        "uploads/truncated.png": IMAGES["uploads/tall.png"][0][:200],
-        "uploads/anim.png": image_bytes((50, 50), "GIF"),  # a GIF under a .png name
-        "uploads/readme.txt": b"not an image extension: never triggers\n",
+        "notes.jpg": b"just some text, not a JPEG\n",  # corrupt / mislabelled
+        "truncated.png": IMAGES["tall.png"][0][:200],
+        "anim.png": image_bytes((50, 50), "GIF"),  # a GIF under a .png name
+        "readme.txt": b"not an image extension: never triggers\n",
     }
     for key, body in fakes.items():
         s3.put_object(Bucket=UPLOADS, Key=key, Body=body)
 
-    result = deliver(thumbnailer, UPLOADS, "uploads/photo.jpg", *fakes)  # every message ok
+    result = deliver(thumbnailer, UPLOADS, "photo.jpg", *fakes)  # every message ok
 
     assert only_group(result).status is Status.SUCCEEDED  # readme.txt matched no MATCH_KEY
-    assert set(listing(s3, PROCESSED)) == target_keys("uploads/photo.jpg")
+    assert set(listing(s3, PROCESSED)) == target_keys("photo.jpg")
     lines = [r.getMessage() for r in caplog.records if r.name == "bridge.handler"]
-    for key in ["uploads/notes.jpg", "uploads/truncated.png", "uploads/anim.png"]:
+    for key in ["notes.jpg", "truncated.png", "anim.png"]:
         assert any(line.startswith(f"skipping {key}: not a usable image") for line in lines)
 
 
 def test_outputs_written_back_to_the_source_bucket_do_not_retrigger(
     image_buckets: Any, monkeypatch: pytest.MonkeyPatch, aws: Any
 ) -> None:
-    # Without TARGET_BUCKET the outputs land in the uploads bucket under uploads/thumbnails/
-    # and uploads/metadata/: deeper than MATCH_KEY's uploads/<name>, so no loop, and not
-    # pulled by the next run either.
+    # Without TARGET_BUCKET the outputs land in the uploads bucket under thumbnails/ and
+    # metadata/: MATCH_KEY leaves thumbnails/ out (metadata is JSON), so no loop.
     app = example_app(monkeypatch, THUMBNAILS / "thumbnails.env", TARGET_BUCKET="")
     s3 = image_buckets
-    upload(s3, "uploads/photo.jpg")
-    first = only_group(deliver(app, UPLOADS, "uploads/photo.jpg"))
-    outputs = target_keys("uploads/photo.jpg")
-    assert set(listing(s3, UPLOADS)) == {"uploads/photo.jpg", *outputs}
+    upload(s3, "photo.jpg")
+    only_group(deliver(app, UPLOADS, "photo.jpg"))
+    outputs = target_keys("photo.jpg")
+    assert set(listing(s3, UPLOADS)) == {"photo.jpg", *outputs}
 
     result = app.process(parse_invocation(sqs_batch(UPLOADS, *sorted(outputs))))
     assert result.outcomes == ()  # ignored: not matched by MATCH_KEY
-    plan = app.engine.plan_group(first.group)  # what a later upload's run would pull
-    assert [item.obj.key for item in plan.pull.pull] == ["uploads/photo.jpg"]
 
 
-def test_one_folder_per_upload_pulls_only_that_upload(
-    image_buckets: Any, monkeypatch: pytest.MonkeyPatch, aws: Any
+def test_one_upload_into_a_busy_bucket_costs_one_get(
+    image_buckets: Any, thumbnailer: App, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The README's variant for busy buckets: uploads/<id>/<name>, each upload its own group.
-    per_upload = r"(?i)^uploads/[^/]+/[^/]+\.(jpe?g|png)$"
-    app = example_app(
-        monkeypatch, THUMBNAILS / "thumbnails.env", MATCH_KEY=per_upload, PULL_MATCH_KEYS=per_upload
-    )
+    """Events scope: nothing listed, only the new image fetched, whatever the bucket holds."""
+    caplog.set_level(logging.INFO, logger="bridge")
     s3 = image_buckets
-    keys = {"uploads/u1/photo.jpg": "uploads/photo.jpg", "uploads/u2/tall.png": "uploads/tall.png"}
-    for key, image in keys.items():
-        s3.put_object(Bucket=UPLOADS, Key=key, Body=IMAGES[image][0])
+    for index in range(300):
+        s3.put_object(Bucket=UPLOADS, Key=f"old-{index}.jpg", Body=b"an older upload")
+    upload(s3, "photo.jpg")
+    calls: dict[str, int] = {}
 
-    result = deliver(app, UPLOADS, *keys)
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] = calls.get(model.name, 0) + 1
 
-    assert [(o.group.prefix, o.status) for o in result.outcomes] == [
-        ("uploads/u1/", Status.SUCCEEDED),
-        ("uploads/u2/", Status.SUCCEEDED),
+    thumbnailer.engine.storage.client.meta.events.register("before-call.s3", count)
+
+    only_group(deliver(thumbnailer, UPLOADS, "photo.jpg"))
+
+    # One GET in; per output one HEAD (SKIP_UNCHANGED) and one PUT.
+    assert calls == {"GetObject": 1, "HeadObject": 2, "PutObject": 2}
+    assert set(listing(s3, PROCESSED)) == target_keys("photo.jpg")
+    [summary] = [
+        getattr(r, "fields", {}) for r in caplog.records if r.getMessage() == "group summary"
     ]
-    for outcome in result.outcomes:
-        assert [i.obj.key for i in app.engine.plan_group(outcome.group).pull.pull] == [
-            key for key in keys if key.startswith(outcome.group.prefix)
-        ]
-    assert set(listing(s3, PROCESSED)) == {
-        "uploads/u1/thumbnails/photo.jpg",
-        "uploads/u1/metadata/photo.jpg.json",
-        "uploads/u2/thumbnails/tall.png",
-        "uploads/u2/metadata/tall.png.json",
-    }
+    assert (summary["scope"], summary["listed"], summary["pulled"]) == ("events", 0, 1)

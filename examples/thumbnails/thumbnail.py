@@ -1,16 +1,18 @@
 """Thumbnails: for every new JPEG or PNG, a small watermarked copy and a metadata file.
 
-Runs under s3-event-bridge with the group prefix ``uploads/`` (see thumbnails.env): an
-upload ``uploads/<name>`` is pulled to ``$ROOT_FOLDER/<name>`` and this handler writes
+Runs under s3-event-bridge with the group prefix ``""`` and ``PULL_SCOPE=events`` (see
+thumbnails.env): an upload ``<key>`` is pulled to ``$ROOT_FOLDER/<key>`` and this handler
+writes
 
-- ``thumbnails/<name>``: at most ``THUMBNAIL_MAX_WIDTH`` (default 200) pixels wide, aspect
+- ``thumbnails/<key>``: at most ``THUMBNAIL_MAX_WIDTH`` (default 200) pixels wide, aspect
   ratio kept (never enlarged), a small text watermark (``WATERMARK_TEXT``) in the bottom
   right corner drawn with Pillow's default font, in the original's format;
-- ``metadata/<name>.json``: the original's ``width``, ``height``, ``format`` and ``bytes``,
+- ``metadata/<key>.json``: the original's ``width``, ``height``, ``format`` and ``bytes``,
   plus the ``source`` key and the thumbnail's size.
 
-The bridge uploads them to ``uploads/thumbnails/<name>`` and ``uploads/metadata/<name>.json``
-in TARGET_BUCKET. Only the files named in ``$BRIDGE_EVENTS_FILE`` are processed. A file
+The bridge uploads them to the same keys at the top of TARGET_BUCKET (``photo.jpg`` ->
+``thumbnails/photo.jpg``). Only the files named in ``$BRIDGE_EVENTS_FILE`` are processed
+(the only ones pulled, in events scope). A file
 that is not a JPEG or PNG image (corrupt, truncated, another format under a .jpg name,
 absurdly large) is skipped with a log line rather than failing the run: retrying would
 not fix it, and failing would also hold back the real images grouped with it.
@@ -100,15 +102,17 @@ def main() -> int:
         if event["path"] is None:  # not pulled (deleted since, or filtered out)
             print(f"skipping {event['key']}: not pulled", file=sys.stderr)
             continue
-        name = PurePosixPath(event["path"]).name
+        path = PurePosixPath(event["path"])
+        if path.parts[0] in ("thumbnails", "metadata"):  # this handler's own outputs
+            continue
         try:
-            metadata = make_thumbnail(root / event["path"], root / "thumbnails" / name)
+            metadata = make_thumbnail(root / path, root / "thumbnails" / path)
         except NotAnImage as exc:
             print(f"skipping {event['key']}: not a usable image: {exc}", file=sys.stderr)
             continue
         metadata["source"] = event["key"]
-        target = root / "metadata" / f"{name}.json"
-        target.parent.mkdir(exist_ok=True)
+        target = root / "metadata" / path.parent / f"{path.name}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(metadata, sort_keys=True, indent=1) + "\n", encoding="utf-8")
         thumb = metadata["thumbnail"]
         print(f"thumbnail of {event['key']}: {thumb} ({metadata['format']})")

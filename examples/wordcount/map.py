@@ -4,8 +4,9 @@ Runs under s3-event-bridge with the group prefix ``jobs/<job>/`` (see map.env), 
 root folder mirrors the job folder: inputs are pulled to ``$ROOT_FOLDER/input/`` and the
 counts written to ``$ROOT_FOLDER/counts/`` land at ``jobs/<job>/counts/`` in the bucket.
 
-The bridge pulls every input of the job (it pulls by regex, not by event), but only the
-inputs named in ``$BRIDGE_EVENTS_FILE`` are new: only those are counted.
+With ``PULL_SCOPE=events`` the bridge pulls only the texts that triggered the run (those
+named in ``$BRIDGE_EVENTS_FILE``), and lists nothing; only those are counted, so the
+handler stays correct in prefix scope too, where every text of the job is pulled.
 
 A count file maps each word to its number of occurrences, keys sorted, so the same input
 always gives byte-identical output (re-runs upload nothing: SKIP_UNCHANGED).
