@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge import __version__, containment
+from bridge import __version__, containment, workspace
 from bridge.app import App, load_configuration, log_configuration_warnings
 from bridge.awserrors import describe as describe_aws_error
 from bridge.errors import CONFIGURATION_ERROR, INVALID_EVENT, STARTUP_ERROR, error_document
@@ -161,8 +161,19 @@ def _configure(command: Sequence[str] | None = None) -> tuple[Settings, tuple[st
 
 
 def _prepare_host() -> None:
-    """For the modes that run handlers: contain their descendants, even past a kill -9."""
+    """For the modes that run handlers: contain their descendants, even past a kill -9, and
+    remove the temporary folders that bridge processes killed before could not."""
     containment.enable()
+    removed = workspace.remove_stale()
+    if removed:
+        report(
+            [
+                f"{PROG}: removed the temporary folder {folder} of a bridge process that did "
+                "not exit cleanly"
+                for folder in removed
+            ],
+            level=logging.WARNING,
+        )
 
 
 def _run_mode(options: argparse.Namespace, command: list[str]) -> int:

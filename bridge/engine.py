@@ -12,7 +12,6 @@ import logging
 import mimetypes
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge import signatures
+from bridge import signatures, workspace
 from bridge.groups import ExecutionGroup
 from bridge.handler import KILL_GRACE_SECONDS, run_handler
 from bridge.jqfilter import FilterRuntimeError, FilterVerdict
@@ -256,7 +255,7 @@ class Engine:
             if skipped.warn:
                 log(logger, logging.WARNING, "object skipped", key=skipped.key, why=skipped.reason)
 
-        with tempfile.TemporaryDirectory(prefix="s3-event-bridge-") as workdir:
+        with workspace.group_folder() as workdir:
             root = Path(workdir, "root")
             root.mkdir()
             _check_free_space(root, plan.pull.total_bytes)
@@ -422,7 +421,7 @@ def _check_free_space(root: Path, needed: int) -> None:
     free = shutil.disk_usage(root).free
     if needed > free:
         raise GroupFailure(
-            f"not enough space in {root.parent.parent}: the pull needs {needed} bytes, "
+            f"not enough space in {workspace.temp_root()}: the pull needs {needed} bytes, "
             f"{free} are free"
         )
 

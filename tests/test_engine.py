@@ -427,10 +427,10 @@ def test_traversal_keys_markers_and_collisions(
     if base == "":
         expected_root = ["in", *[f"in/{p}" for p in expected_root]]
     assert seen["root"] == expected_root
-    # Nothing but the group's own folder (root + events file) exists under TMPDIR.
+    # Nothing but the group's own folder (root + events file + its lock) exists under TMPDIR.
     [workdir] = {entry.split("/")[0] for entry in seen["tmpdir"]}
     assert sorted(seen["tmpdir"]) == sorted(
-        [workdir, f"{workdir}/events.json", f"{workdir}/root"]
+        [workdir, f"{workdir}/events.json", f"{workdir}/owner.lock", f"{workdir}/root"]
         + [f"{workdir}/root/{p}" for p in expected_root]
     )
     # Afterwards: the temporary folders are gone, nothing escaped next to them.
