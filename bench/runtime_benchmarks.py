@@ -12,37 +12,17 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import socketserver
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from harness import AWS_ENV, BENCH, BRIDGE_VARIABLES, Row, interleaved
 
 from bridge.samples import sample_payload
-from tests import runtime_api
 from tests.runtime_api import FakeRuntimeApi
-
-# Two adjustments of the fake API for benchmarking (candidates for tests/runtime_api.py):
-# - it writes a response's headers and body in two sends; with Nagle's algorithm on, the body
-#   then waits for the client's delayed ACK (~40 ms), twice per invocation (``next`` and the
-#   answer), so P6 would measure that stall instead of either runtime (Lambda's own Runtime
-#   API has no such stall). TCP_NODELAY, as ``socketserver`` offers it, removes it;
-# - a runtime stopped between requests resets its keep-alive connection, which the server
-#   would report with a traceback on stderr: that is expected here, so it is not printed.
-runtime_api._Handler.disable_nagle_algorithm = True
-
-
-def _handle_error(self: socketserver.BaseServer, request: Any, client_address: Any) -> None:
-    if not isinstance(sys.exc_info()[1], ConnectionError):
-        socketserver.BaseServer.handle_error(self, request, client_address)
-
-
-runtime_api._Server.handle_error = _handle_error  # type: ignore[method-assign]
 
 BRIDGE_SCRIPT = Path(sys.executable).parent / "s3-event-bridge"
 RIC_HANDLER = "ric_function.handler"

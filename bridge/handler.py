@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
@@ -29,7 +30,7 @@ KILL_GRACE_SECONDS = 5.0
 
 # Process groups of the handlers running now, so a driver can stop them all at shutdown.
 _running: set[int] = set()
-_running_lock = threading.Lock()
+_running_lock = threading.Condition()  # notified when a handler ends
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def run_handler(
         containment.spawned_done(process.pid)
         with _running_lock:
             _running.discard(process.pid)
+            _running_lock.notify_all()
         containment.reap(containment.kill_marked(token))
         containment.reap_orphans()
         for forwarder in forwarders:
@@ -118,10 +120,12 @@ def run_handler(
     return HandlerResult(exit_code=process.returncode, timed_out=timed_out)
 
 
-def stop_all_handlers(kill_grace: float | None = None) -> None:
+def stop_all_handlers(kill_grace: float | None = None, wait: bool = False) -> None:
     """Stop every running handler: SIGTERM to its process group, SIGKILL after the grace.
 
-    The ``run_handler`` calls involved return as usual, reporting the signal.
+    The ``run_handler`` calls involved return as usual, reporting the signal. With ``wait``
+    this returns once every one of them has ended or been sent SIGKILL; otherwise at once
+    (the SIGKILL of survivors then goes out from a timer thread).
     """
     with _running_lock:
         groups = list(_running)
@@ -135,6 +139,16 @@ def stop_all_handlers(kill_grace: float | None = None) -> None:
             _signal_group(pgid, signal.SIGKILL)
 
     grace = KILL_GRACE_SECONDS if kill_grace is None else kill_grace
+    if wait:
+        deadline = time.monotonic() + grace
+        with _running_lock:
+            while any(pgid in _running for pgid in groups):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                _running_lock.wait(left)
+        kill_survivors()
+        return
     timer = threading.Timer(grace, kill_survivors)
     timer.daemon = True
     timer.start()

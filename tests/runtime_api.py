@@ -14,6 +14,13 @@ with keep-alive, under ``/2018-06-01/runtime``:
 - ``POST init/error`` answers 202;
 - anything else is 404.
 
+Every answer (status line, headers and body) goes out in one write on a socket with
+``TCP_NODELAY``, as a production HTTP server sends a small answer: headers and body written
+apart would make the body wait for the client's delayed ACK (~40 ms) under Nagle's algorithm.
+Bodies carry ``Content-Length``; with ``chunk_above=N``, bodies longer than N bytes are sent
+with ``Transfer-Encoding: chunked`` instead, as Go's ``net/http`` (AWS's Runtime Interface
+Emulator) sends a body it has not measured once it outgrows its 2 KiB buffer.
+
 Tests queue invocations with ``enqueue`` and wait for what the runtime posted with
 ``wait_answer`` / ``wait_init_error``. Every request is recorded with the client's address, so
 a test can tell which connection carried it.
@@ -22,6 +29,7 @@ a test can tell which connection carried it.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import uuid
@@ -85,7 +93,8 @@ def sample_trace_id() -> str:
 class FakeRuntimeApi:
     """The Runtime API of one execution environment, on ``address`` (``127.0.0.1:port``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, chunk_above: int | None = None) -> None:
+        self.chunk_above = chunk_above
         self._lock = threading.Condition()
         self._pending: deque[Invocation] = deque()
         self._invocations: dict[str, Invocation] = {}
@@ -241,9 +250,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     api: FakeRuntimeApi
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A runtime stopped between requests resets its keep-alive connection: expected.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Lambda's Runtime API
+    disable_nagle_algorithm = True  # TCP_NODELAY on every connection
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -310,10 +325,26 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(document).encode("utf-8"), {})
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        """Write the whole answer with one ``sendall``."""
+        lines = [
+            f"{self.protocol_version} {status} {self.responses[status][0]}",
+            f"Date: {self.date_time_string()}",
+            "Content-Type: application/json",
+        ]
+        chunk_above = self.server.api.chunk_above
+        if chunk_above is not None and len(body) > chunk_above:
+            lines.append("Transfer-Encoding: chunked")
+            body = _chunked(body, max(1, chunk_above))
+        else:
+            lines.append(f"Content-Length: {len(body)}")
+        lines.extend(f"{name}: {value}" for name, value in headers.items())
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + body)
+
+
+def _chunked(body: bytes, size: int) -> bytes:
+    """``body`` in chunks of ``size`` bytes, with the closing zero-length chunk."""
+    parts = [body[i : i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\n\r\n"

@@ -7,12 +7,13 @@ import os
 import signal
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from bridge.handler import HandlerResult, run_handler
+from bridge.handler import HandlerResult, run_handler, stop_all_handlers
 from bridge.logs import request_context, request_id
 
 TAGS = {"group": "s3://bkt/in/"}
@@ -208,6 +209,56 @@ def test_background_children_are_killed_after_a_clean_exit(tmp_path: Path) -> No
     assert result == HandlerResult(exit_code=0)
     grandchild = int(wait_for_file(pid_file))
     wait_until_gone(grandchild)
+
+
+def run_in_thread(command: list[str]) -> tuple[threading.Thread, list[HandlerResult]]:
+    """Run a handler in a thread (as a poller does); its result lands in the returned list."""
+    results: list[HandlerResult] = []
+    thread = threading.Thread(
+        target=lambda: results.append(run_handler(command, env(), None, TAGS)), daemon=True
+    )
+    thread.start()
+    return thread, results
+
+
+def test_stop_all_handlers_with_wait_returns_once_the_handler_has_ended(tmp_path: Path) -> None:
+    ready, finished = tmp_path / "ready", tmp_path / "finished"
+    # On SIGTERM the handler takes its time to clean up, then exits.
+    code = f"""
+        import signal, sys, time
+        def cleanup(signum, frame):
+            time.sleep(0.5)
+            open({str(finished)!r}, "w").write("clean\\n")
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, cleanup)
+        open({str(ready)!r}, "w").write("ready\\n")
+        time.sleep(300)
+    """
+    thread, results = run_in_thread(python(code))
+    wait_for_file(ready)
+
+    stop_all_handlers(kill_grace=GUARD_SECONDS, wait=True)
+
+    assert finished.read_text() == "clean\n"  # written before stop_all_handlers returned
+    thread.join(GUARD_SECONDS)
+    assert results == [HandlerResult(exit_code=0)]
+
+
+def test_stop_all_handlers_with_wait_kills_a_handler_ignoring_sigterm(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    code = f"""
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        open({str(ready)!r}, "w").write("ready\\n")
+        time.sleep(300)
+    """
+    thread, results = run_in_thread(python(code))
+    wait_for_file(ready)
+
+    stop_all_handlers(kill_grace=0.2, wait=True)  # SIGKILL is sent before this returns
+
+    thread.join(GUARD_SECONDS)
+    assert results == [HandlerResult(exit_code=-signal.SIGKILL)]
 
 
 # --------------------------------------------------------------------------- output forwarding

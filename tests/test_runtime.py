@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,13 +24,12 @@ import pytest
 
 from bridge.app import Answer
 from bridge.engine import InvocationContext
-from bridge.runtime import (
+from bridge.runtime import Poller, StopSignal, max_concurrency, serve
+from bridge.runtime_client import (
     NextInvocation,
-    Poller,
     RequestRejected,
     RuntimeApiClient,
     RuntimeApiError,
-    max_concurrency,
 )
 from bridge.samples import sample_payload
 from bridge.settings import ConfigurationError
@@ -688,3 +688,30 @@ def test_fake_runtime_api_follows_the_protocol(api: FakeRuntimeApi) -> None:
     assert call("POST", f"/invocation/{request_id}/response", b"{}")[0] == 202
     assert call("POST", f"/invocation/{request_id}/error", b"{}")[0] == 400  # answered
     assert call("GET", "/nowhere")[0] == 404
+
+
+def test_stop_signal_queues_the_signal_and_restores_the_previous_handler() -> None:
+    previous = signal.getsignal(signal.SIGUSR1)
+    stop = StopSignal()
+    with stop.on_signal(signal.SIGUSR1):
+        os.kill(os.getpid(), signal.SIGUSR1)  # the default action would end pytest
+        stop.wait()
+    assert (stop.reason, stop.failure) == ("SIGUSR1", None)
+    assert signal.getsignal(signal.SIGUSR1) is previous
+
+
+def test_serve_returns_0_on_sigterm_and_restores_the_handler(api: FakeRuntimeApi) -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+    app = StubApp(lambda payload, context: Answer({}, is_error=False, all_succeeded=True))
+    request_id = api.enqueue({})
+
+    def answer_then_terminate() -> None:
+        api.wait_answer(request_id)
+        api.wait_waiting(1)  # back in GET next
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=answer_then_terminate, daemon=True).start()
+
+    assert serve(api.address, ["true"], make_app=lambda settings, command: app) == 0
+    assert signal.getsignal(signal.SIGTERM) is previous
+    assert len(app.calls) == 1
