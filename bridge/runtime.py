@@ -23,7 +23,6 @@ handler is restored on the way out.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
