@@ -29,7 +29,14 @@ from bridge.logs import log
 from bridge.outcomes import GroupOutcome, Status
 from bridge.paths import ListedObject, PullItem, PullPlan, object_key, plan_event_pull, plan_pull
 from bridge.settings import Settings
-from bridge.storage import DEPTH_METADATA, MULTIPART_THRESHOLD, Storage, Upload, error_code
+from bridge.storage import (
+    DEPTH_METADATA,
+    IntegrityError,
+    PushResult,
+    Storage,
+    Upload,
+    error_code,
+)
 
 logger = logging.getLogger("bridge.engine")
 
@@ -79,8 +86,10 @@ class _Report:
     skipped: dict[str, str] = field(default_factory=dict)
     bytes_in: int = 0
     bytes_out: int = 0
-    uploaded: list[str] = field(default_factory=list)
+    unverified: int = 0
+    uploaded: tuple[str, ...] = ()
     unchanged: int = 0
+    not_uploaded: dict[str, str] = field(default_factory=dict)
     filter: str | None = None
     depth: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -162,7 +171,7 @@ class Engine:
             outcome = self._run(group, context or InvocationContext(), report)
         except GroupFailure as exc:
             outcome = GroupOutcome(group, Status.FAILED, str(exc))
-        except (ClientError, BotoCoreError, OSError, FilterRuntimeError) as exc:
+        except (ClientError, BotoCoreError, OSError, FilterRuntimeError, IntegrityError) as exc:
             outcome = GroupOutcome(group, Status.FAILED, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # anything unforeseen fails this group only, not the batch
             logger.exception("unexpected error in group %s", group.label)
@@ -290,8 +299,10 @@ class Engine:
             with report.phase("diff"):
                 candidates = signatures.changed_files(root, snapshot)
             with report.phase("push"), _s3_context("push to", plan.target_bucket, group.prefix):
-                self._push(group, root, candidates, plan, chain.depth + 1, report)
-        return GroupOutcome(group, Status.SUCCEEDED, uploaded=tuple(report.uploaded))
+                pushed = self._push(group, root, candidates, plan, chain.depth + 1)
+            report.uploaded, report.unchanged = pushed.uploaded, pushed.unchanged
+            report.bytes_out, report.not_uploaded = pushed.bytes_out, pushed.refused
+        return GroupOutcome(group, Status.SUCCEEDED, uploaded=report.uploaded)
 
     def _pull(
         self, plan: GroupPlan, root: Path, report: _Report
@@ -299,10 +310,12 @@ class Engine:
         """Pull the planned objects; returns those pulled and their chain depths."""
         group = plan.group
         if plan.scope != "events":
-            depths = self.storage.pull(group.bucket, plan.pull.pull, root)
+            result = self.storage.pull(group.bucket, plan.pull.pull, root)
+            _report_unverified(result.unverified, report)
             report.pulled, report.bytes_in = len(plan.pull.pull), plan.pull.total_bytes
-            return plan.pull.pull, depths
+            return plan.pull.pull, result.depths
         fetched = self.storage.fetch(group.bucket, plan.pull.pull, root)
+        _report_unverified(fetched.unverified, report)
         for key in fetched.missing:
             log(logger, logging.WARNING, "object skipped", key=key, why=GONE_REASON)
             report.skipped[key] = GONE_REASON
@@ -343,40 +356,25 @@ class Engine:
         candidates: Sequence[str],
         plan: GroupPlan,
         depth: int,
-        report: _Report,
-    ) -> None:
+    ) -> PushResult:
         if not candidates:
-            return
+            return PushResult()
         target = plan.target_bucket
         existing: dict[str, str] = {}
         if self.settings.skip_unchanged:
             with _s3_context("read stored ETags", target, group.prefix):
                 existing = self._stored_etags(plan, candidates)
-
-        uploads = []
-        for path in candidates:
-            local = root / path
-            key = object_key(group.prefix, path)
-            size = local.stat().st_size
-            digest = signatures.md5_of(local) if size < MULTIPART_THRESHOLD else None
-            etag = existing.get(key)
-            if etag and "-" not in etag:  # a plain MD5 ETag: comparable
-                digest = digest or signatures.md5_of(local)
-                if digest.hex == etag:
-                    report.unchanged += 1
-                    continue
-            uploads.append(
-                Upload(
-                    path=local,
-                    key=key,
-                    content_type=mimetypes.guess_type(path)[0] or "application/octet-stream",
-                    metadata={DEPTH_METADATA: str(depth)},
-                    content_md5=digest.base64 if digest and size < MULTIPART_THRESHOLD else None,
-                )
+        uploads = [
+            Upload(
+                path=path,
+                key=object_key(group.prefix, path),
+                content_type=mimetypes.guess_type(path)[0] or "application/octet-stream",
+                metadata={DEPTH_METADATA: str(depth)},
+                known_etag=existing.get(object_key(group.prefix, path)),
             )
-            report.bytes_out += size
-        self.storage.push(target, uploads)
-        report.uploaded = [upload.key for upload in uploads]
+            for path in candidates
+        ]
+        return self.storage.push(target, root, uploads)
 
     def _stored_etags(self, plan: GroupPlan, candidates: Sequence[str]) -> dict[str, str]:
         """ETags already stored at the candidates' keys (docs/design.md §6, §2.1)."""
@@ -407,7 +405,10 @@ class Engine:
             bytes_out=report.bytes_out,
             uploaded=len(report.uploaded),
             unchanged=report.unchanged,
+            unverified=report.unverified,
         )
+        if report.not_uploaded:
+            fields["not_uploaded"] = report.not_uploaded
         if report.filter is not None:
             fields["filter"] = report.filter
         if report.depth is not None:
@@ -415,6 +416,13 @@ class Engine:
         fields["timings"] = report.timings
         level = logging.ERROR if outcome.status is Status.FAILED else logging.INFO
         log(logger, level, "group summary", **fields)
+
+
+def _report_unverified(keys: Sequence[str], report: _Report) -> None:
+    report.unverified = len(keys)
+    if keys:
+        why = "no checksum this process can compute, no MD5 ETag"
+        log(logger, logging.WARNING, "pulled objects not verified", why=why, keys=list(keys[:10]))
 
 
 def _check_free_space(root: Path, needed: int) -> None:

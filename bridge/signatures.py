@@ -7,8 +7,6 @@ same size) moves its mtime, and one that replaces it changes its inode.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -19,8 +17,6 @@ from stat import S_ISDIR
 from bridge.logs import log
 
 logger = logging.getLogger(__name__)
-
-_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,20 +71,3 @@ def _is_utf8(name: str) -> bool:
     except UnicodeEncodeError:  # os.scandir decodes undecodable bytes as lone surrogates
         return False
     return True
-
-
-@dataclass(frozen=True)
-class Digest:
-    """MD5 of a file: hex (compared with plain S3 ETags) and base64 (``Content-MD5``)."""
-
-    hex: str
-    base64: str
-
-
-def md5_of(path: Path) -> Digest:
-    """MD5 of the file at ``path``, read in chunks."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return Digest(digest.hexdigest(), base64.b64encode(digest.digest()).decode("ascii"))

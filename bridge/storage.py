@@ -1,33 +1,66 @@
-"""S3 listing, pulls and pushes through boto3 and s3transfer (docs/design.md §2 steps 4, 6, 10)."""
+"""S3 listing, pulls and pushes (docs/design.md §2 steps 4, 6, 10; §6; §9).
+
+Objects below ``MULTIPART_THRESHOLD`` (sizes come from the listing) move with one plain
+GetObject / PutObject each, from a pool of ``concurrency`` threads sharing one client;
+larger ones go through s3transfer (``bridge.multipart``, imported on first use). Every
+pulled object is verified end to end (``bridge.integrity``); every pushed file is opened
+once, without following symlinks, and hashed and uploaded from that descriptor.
+"""
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import logging
 import os
+import stat
 import threading
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
-from s3transfer.exceptions import S3DownloadFailedError
-from s3transfer.futures import TransferFuture
-from s3transfer.manager import TransferConfig, TransferManager
-from s3transfer.subscribers import BaseSubscriber
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
 
+from bridge import integrity
+from bridge.logs import log
 from bridge.paths import ListedObject, PullItem
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
+    from bridge.multipart import LargeTransfers
+
+logger = logging.getLogger(__name__)
+
 DEPTH_METADATA = "bridge-depth"
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
+_CHUNK = 256 * 1024
+# Errors while a response body streams in, which botocore does not retry (it has already
+# returned the response): the same list s3transfer retries its downloads on, as often.
+RETRYABLE_STREAMING_ERRORS: tuple[type[Exception], ...] = (
+    TimeoutError,
+    ConnectionError,
+    ReadTimeoutError,
+    IncompleteReadError,
+    ResponseStreamingError,
+    ConnectionClosedError,
+)
+STREAMING_ATTEMPTS = 5
+
+T = TypeVar("T")
 
 
 def s3_client(concurrency: int = 16) -> S3Client:
@@ -53,116 +86,34 @@ def _session() -> boto3.session.Session:
     return session
 
 
+class IntegrityError(Exception):
+    """Downloaded bytes do not match what S3 says the object holds (the group fails)."""
+
+
 @dataclass(frozen=True)
 class Upload:
-    """One output to push: local file, target key, and the headers that go with it."""
+    """One output to push: its path relative to the root, target key and headers.
 
-    path: Path
+    ``known_etag``: the ETag (unquoted) of the object now at the key, if any; when it is a
+    plain MD5 equal to the file's, the upload is skipped as unchanged.
+    """
+
+    path: str
     key: str
     content_type: str
     metadata: dict[str, str]
-    content_md5: str | None = None  # base64, single-part uploads only
-
-
-class _KnownObject(BaseSubscriber):
-    """Tell s3transfer the size and ETag from the listing, sparing a HeadObject per download.
-
-    With the ETag, s3transfer also sends ``If-Match`` on ranged GETs, so a large object that
-    is replaced mid-pull fails the group instead of mixing parts of two versions.
-    """
-
-    def __init__(self, obj: ListedObject) -> None:
-        self._obj = obj
-
-    def on_queued(self, future: Any, **kwargs: Any) -> None:
-        future.meta.provide_transfer_size(self._obj.size)
-        future.meta.provide_object_etag(f'"{self._obj.etag}"')  # S3 ETags are quoted strings
-
-
-class _Transfers(TransferManager):
-    # s3transfer refuses ContentMD5 because it cannot apply to a multipart upload as a whole;
-    # the bridge only passes it for single-part uploads (below MULTIPART_THRESHOLD).
-    ALLOWED_UPLOAD_ARGS = [*TransferManager.ALLOWED_UPLOAD_ARGS, "ContentMD5"]  # noqa: RUF012
-
-
-def _wait_all(futures: Sequence[TransferFuture]) -> None:
-    """Wait for every transfer; on the first failure cancel the rest, then raise it.
-
-    Nothing may still be writing into the root folder when the caller removes it.
-    """
-    failure: BaseException | None = None
-    for future in futures:
-        try:
-            future.result()
-        except BaseException as exc:
-            if failure is None:
-                failure = exc
-                for pending in futures:
-                    pending.cancel()
-    if failure is not None:
-        raise failure
-
-
-@dataclass
-class _DepthRecorder:
-    """Collects ``bridge-depth`` from GetObject responses, so pulls need no extra HeadObject.
-
-    It keeps each response's LastModified too: an events-scope pull learns it only there.
-    """
-
-    depths: dict[tuple[str, str], int] = field(default_factory=dict)
-    modified: dict[tuple[str, str], int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["bridge_object"] = (params.get("Bucket"), params.get("Key"))
-
-    def after(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        target = context.get("bridge_object")
-        if target is None or "Error" in parsed:
-            return
-        depth = parse_depth(parsed.get("Metadata", {}))
-        modified = parsed.get("LastModified")
-        with self.lock:
-            self.depths[target] = depth
-            if modified is not None:
-                self.modified[target] = _epoch_ns(modified)
-
-    def take(self, bucket: str, keys: Iterable[str]) -> dict[str, int]:
-        keys = list(keys)
-        with self.lock:
-            for k in keys:
-                self.modified.pop((bucket, k), None)
-            return {k: self.depths.pop((bucket, k)) for k in keys if (bucket, k) in self.depths}
-
-    def take_modified(self, bucket: str, keys: Iterable[str]) -> dict[str, int]:
-        with self.lock:
-            return {k: self.modified.pop((bucket, k)) for k in keys if (bucket, k) in self.modified}
-
-
-class _EventSized(BaseSubscriber):
-    """Tell s3transfer the size and ETag an event reported, so no HeadObject precedes the GET.
-
-    Below the multipart threshold the download is one plain GetObject, which fetches the
-    object as it is now; above it, the ranged GETs carry ``If-Match`` with the event's ETag, so
-    an object replaced since its event fails them (412) and is pulled again from scratch.
-    """
-
-    def __init__(self, obj: ListedObject) -> None:
-        self._obj = obj
-
-    def on_queued(self, future: Any, **kwargs: Any) -> None:
-        if self._obj.etag:  # without it (an event S3 did not send) s3transfer asks S3
-            future.meta.provide_transfer_size(self._obj.size)
-            future.meta.provide_object_etag(f'"{self._obj.etag}"')
+    known_etag: str | None = None
 
 
 @dataclass(frozen=True)
-class Fetched:
-    """What an events-scope pull found: chain depths of the pulled objects, and the gone ones."""
+class PullResult:
+    """What a pull learnt: the ``bridge-depth`` of each pulled object, by key; the objects
+    that could not be verified (no checksum this process can compute, no MD5 ETag); and,
+    for ``fetch``, the objects gone since their event (404)."""
 
     depths: dict[str, int]
-    missing: tuple[str, ...]
+    unverified: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
 
 
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -175,43 +126,65 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _wait_each(
-    futures: Sequence[tuple[PullItem, TransferFuture]], tolerated: frozenset[str]
-) -> dict[str, list[PullItem]]:
-    """Wait for every transfer; the ones failing with a ``tolerated`` code, by code.
+@dataclass(frozen=True)
+class PushResult:
+    """What a push did: keys uploaded, outputs unchanged (skipped), bytes sent, and outputs
+    not uploaded because they were no longer regular files under the root (path -> why)."""
 
-    Any other failure cancels the rest and is raised once all have stopped, as in
-    ``_wait_all``.
+    uploaded: tuple[str, ...] = ()
+    unchanged: int = 0
+    bytes_out: int = 0
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _ResponseRecorder:
+    """Keeps what GetObject responses say of each object, so pulls need no HeadObject:
+    ``bridge-depth``, LastModified (an events-scope pull learns it only there), and the
+    ETag and encryption that tell whether the ETag is an MD5.
+
+    A hook on the client sees the ranged GETs s3transfer makes as well as the bridge's own.
     """
-    failed: dict[str, list[PullItem]] = {}
-    failure: BaseException | None = None
-    for item, future in futures:
-        try:
-            future.result()
-        except BaseException as exc:
-            code = _failure_code(exc)
-            if code in tolerated:
-                failed.setdefault(code, []).append(item)
-            elif failure is None:
-                failure = exc
-                for _, pending in futures:
-                    pending.cancel()
-    if failure is not None:
-        raise failure
-    return failed
+
+    depths: dict[tuple[str, str], int] = field(default_factory=dict)
+    modified: dict[tuple[str, str], int] = field(default_factory=dict)
+    fields: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["bridge_object"] = (params.get("Bucket"), params.get("Key"))
+
+    def after(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        target = context.get("bridge_object")
+        if target is None or "Error" in parsed:
+            return
+        depth = parse_depth(parsed.get("Metadata", {}))
+        modified = parsed.get("LastModified")
+        kept = {name: parsed[name] for name in _DIGEST_FIELDS if name in parsed}
+        with self.lock:
+            self.depths[target] = depth
+            self.fields[target] = kept
+            if modified is not None:
+                self.modified[target] = _epoch_ns(modified)
+
+    def take(self, bucket: str, keys: Iterable[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """The depths and LastModified (ns) recorded for ``keys``, forgetting them."""
+        keys = list(keys)
+        with self.lock:
+            for key in keys:
+                self.fields.pop((bucket, key), None)
+            depths = {k: self.depths.pop((bucket, k)) for k in keys if (bucket, k) in self.depths}
+            modified = {
+                k: self.modified.pop((bucket, k)) for k in keys if (bucket, k) in self.modified
+            }
+        return depths, modified
+
+    def fields_of(self, bucket: str, key: str) -> dict[str, Any]:
+        with self.lock:
+            return dict(self.fields.get((bucket, key), {}))
 
 
-def _failure_code(exc: BaseException) -> str | None:
-    """The S3 error code behind a failed transfer, if any.
-
-    s3transfer turns a ranged GET's 412 (``If-Match`` failed) into ``S3DownloadFailedError``
-    raised while handling the ``ClientError``: the code is found on that context.
-    """
-    if isinstance(exc, ClientError):
-        return error_code(exc)
-    if isinstance(exc, S3DownloadFailedError) and isinstance(exc.__context__, ClientError):
-        return error_code(exc.__context__)
-    return None
+_DIGEST_FIELDS = ("ETag", "ServerSideEncryption", "SSECustomerAlgorithm")
 
 
 def parse_depth(metadata: dict[str, str]) -> int:
@@ -227,21 +200,15 @@ class Storage:
 
     def __init__(self, client: S3Client, concurrency: int) -> None:
         self.client = client
-        self.concurrency = concurrency
-        self._config = TransferConfig(
-            max_request_concurrency=concurrency,
-            multipart_threshold=MULTIPART_THRESHOLD,
-            # Chunks downloaded but not yet written: s3transfer's own default (1,000 x 256 KiB)
-            # lets a large pull buffer ~250 MB when the disk lags; boto3 caps it at 100.
-            max_io_queue_size=100,
-        )
-        # One manager for the engine's lifetime: its thread pools are started once, not per
-        # group (that costs more than the transfer itself for small objects).
-        self._transfers = _Transfers(client, self._config)
-        self._depths = _DepthRecorder()
+        self._concurrency = concurrency
+        # One pool for the engine's lifetime (threads start on first use, not per group).
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="bridge-transfer")
+        self._large: LargeTransfers | None = None
+        self._large_lock = threading.Lock()
+        self._responses = _ResponseRecorder()
         events = client.meta.events
-        events.register("before-parameter-build.s3.GetObject", self._depths.before)
-        events.register("after-call.s3.GetObject", self._depths.after)
+        events.register("before-parameter-build.s3.GetObject", self._responses.before)
+        events.register("after-call.s3.GetObject", self._responses.after)
 
     def list_objects(self, bucket: str, prefix: str) -> list[ListedObject]:
         """Every object under ``prefix`` (all pages of ListObjectsV2)."""
@@ -252,31 +219,18 @@ class Storage:
                 listed.append(_listed_object(dict(entry)))
         return listed
 
-    def pull(self, bucket: str, items: Sequence[PullItem], root: Path) -> dict[str, int]:
-        """Download ``items`` under ``root`` in parallel, streaming to disk.
+    # --- pull ------------------------------------------------------------------------------
 
-        Each file's mtime is set to its object's LastModified (the snapshot relies on it).
-        Returns the ``bridge-depth`` of every pulled object, by key.
+    def pull(self, bucket: str, items: Sequence[PullItem], root: Path) -> PullResult:
+        """Download listed ``items`` under ``root`` in parallel, streaming to disk, verified.
+
+        Sizes and ETags come from the listing: no HeadObject. Each file's mtime is set to its
+        object's listed LastModified (the snapshot relies on it). Raises ``IntegrityError``
+        when bytes do not match the object's checksum or ETag.
         """
-        for folder in {(root / item.path).parent for item in items}:
-            folder.mkdir(parents=True, exist_ok=True)
-        _wait_all(
-            [
-                self._transfers.download(
-                    bucket,
-                    item.obj.key,
-                    str(root / item.path),
-                    subscribers=[_KnownObject(item.obj)],
-                )
-                for item in items
-            ]
-        )
-        for item in items:
-            stamp = item.obj.last_modified_ns
-            os.utime(root / item.path, ns=(stamp, stamp), follow_symlinks=False)
-        return self._depths.take(bucket, (item.obj.key for item in items))
+        return self._pull(bucket, items, root, events=False)
 
-    def fetch(self, bucket: str, items: Sequence[PullItem], root: Path) -> Fetched:
+    def fetch(self, bucket: str, items: Sequence[PullItem], root: Path) -> PullResult:
         """Download the triggering objects ``items`` (``PULL_SCOPE=events``) under ``root``.
 
         Sized from their events: one GetObject each (ranged GETs for large ones), no
@@ -284,31 +238,169 @@ class Storage:
         raised; one replaced since its event is pulled as it is now. Each file's mtime is set
         to the LastModified of the GetObject response.
         """
+        return self._pull(bucket, items, root, events=True)
+
+    def _pull(self, bucket: str, items: Sequence[PullItem], root: Path, events: bool) -> PullResult:
         for folder in {(root / item.path).parent for item in items}:
             folder.mkdir(parents=True, exist_ok=True)
-
-        def download(item: PullItem, sized: bool) -> TransferFuture:
-            subscribers = [_EventSized(item.obj)] if sized else []
-            return self._transfers.download(
-                bucket, item.obj.key, str(root / item.path), subscribers=subscribers
-            )
-
-        failed = _wait_each([(item, download(item, True)) for item in items], _MISSING | _STALE)
-        stale = [item for code in _STALE for item in failed.get(code, [])]
-        if stale:  # replaced since the event: let s3transfer learn the new size and ETag
-            again = _wait_each([(item, download(item, False)) for item in stale], _MISSING)
-            for code, gone in again.items():
-                failed.setdefault(code, []).extend(gone)
-        missing = {item.obj.key for code in _MISSING for item in failed.get(code, [])}
-
+        outcomes = self._run_all(
+            [
+                functools.partial(self._pull_one, bucket, item, root / item.path, events)
+                for item in items
+            ]
+        )
+        keys = [item.obj.key for item in items]
+        missing = {key for key, outcome in zip(keys, outcomes, strict=True) if outcome is None}
         pulled = [item for item in items if item.obj.key not in missing]
-        modified = self._depths.take_modified(bucket, [item.obj.key for item in pulled])
+        depths, modified = self._responses.take(bucket, keys)
         for item in pulled:
-            stamp = modified.get(item.obj.key)
+            stamp = modified.get(item.obj.key) if events else item.obj.last_modified_ns
             if stamp is not None:
                 os.utime(root / item.path, ns=(stamp, stamp), follow_symlinks=False)
-        depths = self._depths.take(bucket, [item.obj.key for item in pulled])
-        return Fetched(depths, tuple(key for key in (i.obj.key for i in items) if key in missing))
+        return PullResult(
+            depths={key: depth for key, depth in depths.items() if key not in missing},
+            unverified=tuple(k for k, ok in zip(keys, outcomes, strict=True) if ok is False),
+            missing=tuple(key for key in keys if key in missing),
+        )
+
+    def _pull_one(self, bucket: str, item: PullItem, path: Path, events: bool) -> bool | None:
+        """Download one object to ``path``: True verified, False not verifiable, None gone
+        (events scope only; in prefix scope a 404 is an error)."""
+        obj = item.obj
+        try:
+            if obj.size < MULTIPART_THRESHOLD:  # an event without a size: 0, one plain GET
+                return self._get_small(bucket, obj.key, path)
+            if events and not obj.etag:
+                return self._get_large(bucket, obj, path, pinned=False)
+            try:
+                return self._get_large(bucket, obj, path, pinned=True)
+            except ClientError as exc:
+                if not events or error_code(exc) not in _STALE:
+                    raise
+                # Replaced since its event: let s3transfer learn the new size and ETag.
+                return self._get_large(bucket, obj, path, pinned=False)
+        except ClientError as exc:
+            if events and error_code(exc) in _MISSING:
+                path.unlink(missing_ok=True)
+                return None
+            raise
+
+    def _get_small(self, bucket: str, key: str, path: Path) -> bool:
+        """One GetObject streamed to disk, hashed on the way (retried if the body breaks)."""
+        for attempt in range(1, STREAMING_ATTEMPTS + 1):
+            response = self.client.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+            expected = integrity.expected_digest(response)
+            digest = expected.new_hash() if expected else None
+            try:
+                with path.open("wb") as stream:
+                    for chunk in response["Body"].iter_chunks(_CHUNK):
+                        stream.write(chunk)
+                        if digest is not None:
+                            digest.update(chunk)
+            except RETRYABLE_STREAMING_ERRORS:
+                if attempt == STREAMING_ATTEMPTS:
+                    raise
+                continue
+            finally:
+                response["Body"].close()
+            if expected is None or digest is None:
+                return False
+            _check(bucket, key, expected, digest.digest())
+            return True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_large(self, bucket: str, obj: ListedObject, path: Path, pinned: bool) -> bool:
+        """Ranged GETs through s3transfer, then the whole file hashed against S3's digest.
+
+        ``pinned``: size and ETag as listed (``If-Match`` on every range); else s3transfer
+        learns them with a HeadObject. Ranged responses carry no checksum, so the digest
+        comes from the ETag when it is an MD5, else from HeadObject (``ChecksumMode=ENABLED``,
+        with ``If-Match`` on the ETag the ranges were read at).
+        """
+        with path.open("wb") as stream:
+            self._large_transfers().download(bucket, obj if pinned else None, obj.key, stream)
+        fields = self._responses.fields_of(bucket, obj.key)
+        etag = str(fields.get("ETag", "")).strip('"') or obj.etag
+        expected = integrity.expected_digest({**fields, "ETag": etag})
+        if expected is None:
+            head = self.client.head_object(
+                Bucket=bucket, Key=obj.key, IfMatch=f'"{etag}"', ChecksumMode="ENABLED"
+            )
+            expected = integrity.expected_digest(head)
+        if expected is None:
+            return False
+        digest = expected.new_hash()
+        with path.open("rb") as stream:
+            while chunk := stream.read(1024 * 1024):
+                digest.update(chunk)
+        _check(bucket, obj.key, expected, digest.digest())
+        return True
+
+    def _large_transfers(self) -> LargeTransfers:
+        with self._large_lock:
+            if self._large is None:
+                from bridge.multipart import LargeTransfers  # s3transfer: only when needed
+
+                self._large = LargeTransfers(self.client, self._concurrency, MULTIPART_THRESHOLD)
+            return self._large
+
+    # --- push ------------------------------------------------------------------------------
+
+    def push(self, bucket: str, root: Path, uploads: Sequence[Upload]) -> PushResult:
+        """Upload ``uploads`` (files under ``root``) to ``bucket`` in parallel.
+
+        Each file is opened once without following symlinks (at any level under ``root``)
+        and must be a regular file; it is hashed and uploaded from that descriptor, so a
+        file swapped after the diff is never read from elsewhere. Single-part uploads carry
+        ``Content-MD5``. Returns what was uploaded, skipped as unchanged, or refused.
+        """
+        outcomes = self._run_all(
+            [functools.partial(self._push_one, bucket, root, upload) for upload in uploads]
+        )
+        uploaded, unchanged, sent, refused = [], 0, 0, {}
+        for upload, outcome in zip(uploads, outcomes, strict=True):
+            if isinstance(outcome, str):
+                refused[upload.path] = outcome
+            elif outcome is None:
+                unchanged += 1
+            else:
+                uploaded.append(upload.key)
+                sent += outcome
+        return PushResult(tuple(uploaded), unchanged, sent, refused)
+
+    def _push_one(self, bucket: str, root: Path, upload: Upload) -> int | str | None:
+        """Bytes uploaded; None if unchanged; a reason (str) if the file was refused."""
+        try:
+            fd = open_beneath(root, upload.path)
+        except (OSError, ValueError) as exc:
+            log_refused(upload, str(exc))
+            return str(exc)
+        with os.fdopen(fd, "rb") as stream:
+            size = os.fstat(fd).st_size
+            single_part = size < MULTIPART_THRESHOLD
+            comparable = upload.known_etag is not None and "-" not in upload.known_etag
+            md5 = _md5_of(stream) if single_part or comparable else None
+            if md5 is not None and comparable and md5.hex() == upload.known_etag:
+                return None
+            extra: dict[str, Any] = {
+                "ContentType": upload.content_type,
+                "Metadata": upload.metadata,
+            }
+            if single_part:
+                assert md5 is not None
+                stream.seek(0)
+                self.client.put_object(
+                    Bucket=bucket,
+                    Key=upload.key,
+                    Body=stream,
+                    ContentMD5=base64.b64encode(md5).decode("ascii"),
+                    **extra,
+                )
+            else:
+                self._large_transfers().upload(_reopenable(stream), bucket, upload.key, extra)
+        return size
+
+    # --- other -----------------------------------------------------------------------------
 
     def stored_etags(self, bucket: str, keys: Sequence[str]) -> dict[str, str]:
         """ETag (without quotes) of each of ``keys`` stored in ``bucket``: one HeadObject each,
@@ -317,11 +409,7 @@ class Storage:
         404 and 403 both mean "not known to exist" (without ``s3:ListBucket``, S3 answers 403
         for a missing key): such keys are absent from the result.
         """
-        if len(keys) <= 1:
-            found = [self._stored_etag(bucket, key) for key in keys]
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(keys))) as pool:
-                found = list(pool.map(lambda key: self._stored_etag(bucket, key), keys))
+        found = self._run_all([functools.partial(self._stored_etag, bucket, key) for key in keys])
         return {key: etag for key, etag in zip(keys, found, strict=True) if etag is not None}
 
     def _stored_etag(self, bucket: str, key: str) -> str | None:
@@ -333,25 +421,12 @@ class Storage:
             raise
         return str(response.get("ETag", "")).strip('"')
 
-    def push(self, bucket: str, uploads: Sequence[Upload]) -> None:
-        """Upload ``uploads`` to ``bucket`` in parallel."""
-        futures = []
-        for upload in uploads:
-            extra: dict[str, Any] = {
-                "ContentType": upload.content_type,
-                "Metadata": upload.metadata,
-            }
-            if upload.content_md5 is not None:
-                extra["ContentMD5"] = upload.content_md5
-            futures.append(self._transfers.upload(str(upload.path), bucket, upload.key, extra))
-        _wait_all(futures)
-
     def depth_of(self, bucket: str, key: str) -> int:
         """The chain depth of an object that was not pulled (HeadObject); 0 if it is gone."""
         try:
             response = self.client.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in _MISSING:
                 return 0
             raise
         return parse_depth(response.get("Metadata", {}))
@@ -359,6 +434,75 @@ class Storage:
     def etags(self, bucket: str, prefix: str) -> dict[str, str]:
         """ETag (without quotes) of every object under ``prefix``, by key."""
         return {o.key: o.etag for o in self.list_objects(bucket, prefix)}
+
+    def _run_all(self, tasks: Sequence[Callable[[], T]]) -> list[T]:
+        """Run ``tasks`` on the pool; on the first failure cancel what has not started, wait
+        for what has (nothing may still write into the root folder), then raise it."""
+        futures: list[Future[T]] = [self._pool.submit(task) for task in tasks]
+        failure: BaseException | None = None
+        for future in futures:
+            try:
+                future.result()
+            except BaseException as exc:
+                if failure is None:
+                    failure = exc
+                    for pending in futures:
+                        pending.cancel()
+        if failure is not None:
+            raise failure
+        return [future.result() for future in futures]
+
+
+def open_beneath(root: Path, relative: str) -> int:
+    """A read-only descriptor of the regular file at ``relative`` under ``root``.
+
+    Every component is opened with ``O_NOFOLLOW`` from its parent's descriptor, so neither
+    the file nor a folder on its way may be a symlink; FIFOs do not block the open.
+    Raises OSError (ELOOP, ENOTDIR, ENOENT...) or ValueError (not a regular file).
+    """
+    nofollow = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | nofollow)
+    try:
+        *parents, name = relative.split("/")
+        for part in parents:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=folder)
+    finally:
+        os.close(folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError("no longer a regular file")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def log_refused(upload: Upload, why: str) -> None:
+    """An output the diff found that can no longer be uploaded safely."""
+    log(logger, logging.WARNING, "output not uploaded", path=upload.path, why=why)
+
+
+def _reopenable(stream: IO[bytes]) -> str:
+    # s3transfer opens a file once per part, by name: /proc/self/fd/N names the very file
+    # this descriptor holds (whatever is at the original path now). Elsewhere than Linux,
+    # the name cannot be pinned: the push fails rather than upload whatever the name holds.
+    name = f"/proc/self/fd/{stream.fileno()}"
+    if not os.path.exists(name):
+        raise OSError(f"{name} is not available: multipart uploads need Linux's /proc")
+    return name
+
+
+def _md5_of(stream: IO[bytes]) -> bytes:
+    digest = hashlib.md5(usedforsecurity=False)
+    while chunk := stream.read(1024 * 1024):
+        digest.update(chunk)
+    return digest.digest()
+
+
+def _check(bucket: str, key: str, expected: integrity.Expected, digest: bytes) -> None:
+    if digest != expected.digest:
+        raise IntegrityError(f"s3://{bucket}/{key}: {expected.describe(digest)}")
 
 
 def _epoch_ns(moment: datetime) -> int:

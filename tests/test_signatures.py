@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import socket
 from pathlib import Path
 
 import pytest
 
-from bridge.signatures import Digest, FileSignature, changed_files, md5_of, take_snapshot
+from bridge.signatures import FileSignature, changed_files, take_snapshot
 
 # What the engine does after a pull: each file's mtime is the object's LastModified.
 PAST_NS = 1_600_000_000_123_456_789
@@ -205,27 +203,3 @@ def test_non_utf8_names_are_not_reported(root: Path) -> None:
     (root / name).write_bytes(b"x")
     (root / "good.txt").write_bytes(b"y")
     assert changed_files(root, {}) == ["good.txt"]
-
-
-# --------------------------------------------------------------------------- md5
-
-
-@pytest.mark.parametrize(
-    "data",
-    [b"", b"hello world\n", bytes(range(256)) * 5000],  # the last one spans several chunks
-)
-def test_md5_of(tmp_path: Path, data: bytes) -> None:
-    path = tmp_path / "f"
-    path.write_bytes(data)
-    digest = md5_of(path)
-    expected = hashlib.md5(data)
-    assert digest == Digest(expected.hexdigest(), base64.b64encode(expected.digest()).decode())
-
-
-def test_md5_known_values(tmp_path: Path) -> None:
-    path = tmp_path / "empty"
-    path.write_bytes(b"")
-    assert md5_of(path) == Digest("d41d8cd98f00b204e9800998ecf8427e", "1B2M2Y8AsgTpgAmY7PhCfg==")
-    path.write_bytes(b"hello")
-    assert md5_of(path).hex == "5d41402abc4b2a76b9719d911017c592"
-    assert md5_of(path).base64 == "XUFAKrxLKna5cZ2REBfFkg=="

@@ -1,18 +1,41 @@
-"""Storage over a moto server: which S3 calls a pull and a push make (no timing involved)."""
+"""Storage over a moto server: the S3 calls a pull and a push make, end-to-end verification
+of every pulled object (the fault proxy flips bytes), and pushes that never follow symlinks."""
 
 from __future__ import annotations
 
+import base64
 import collections
+import os
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError
+
 from bridge.paths import plan_pull
-from bridge.storage import MULTIPART_THRESHOLD, Storage, Upload, s3_client
+from bridge.storage import (
+    MULTIPART_THRESHOLD,
+    IntegrityError,
+    Storage,
+    Upload,
+    open_beneath,
+    s3_client,
+)
 from tests.conftest import MotoServer
+from tests.faultproxy import FaultProxy, Faults, Request
+
+MiB = 1024 * 1024
+LARGE = MULTIPART_THRESHOLD + MiB + 17
 
 
-def counting_storage() -> tuple[Storage, collections.Counter[str]]:
-    """A Storage whose client counts the API operations it calls."""
+def counting_storage(endpoint: str | None = None) -> tuple[Storage, collections.Counter[str]]:
+    """A Storage whose client counts the API operations it calls (optionally via a proxy)."""
+    if endpoint is not None:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint  # restored by the `aws` fixture's monkeypatch
     client = s3_client(4)
     calls: collections.Counter[str] = collections.Counter()
 
@@ -23,30 +46,83 @@ def counting_storage() -> tuple[Storage, collections.Counter[str]]:
     return Storage(client, 4), calls
 
 
-def test_pull_makes_one_get_per_small_object_and_no_head(
-    aws: MotoServer, s3: Any, tmp_path: Path
-) -> None:
-    """Size and ETag come from the listing: s3transfer must not HEAD every object first."""
-    s3.create_bucket(Bucket="bkt")
-    for i in range(20):
-        s3.put_object(Bucket="bkt", Key=f"in/{i}.bin", Body=bytes([i]) * 100)
-    storage, calls = counting_storage()
-    plan = plan_pull(storage.list_objects("bkt", "in/"), "in/", ())
+def bare_client(endpoint: str) -> Any:
+    """A client that stores no extra checksum: only the ETag (an MD5) can verify its objects."""
+    return boto3.client(
+        "s3", endpoint_url=endpoint, config=Config(request_checksum_calculation="when_required")
+    )
 
-    storage.pull("bkt", plan.pull, tmp_path)
+
+def pattern(size: int, seed: int = 0) -> bytes:
+    block = bytes((i * 31 + seed) % 251 for i in range(4096))
+    return (block * (size // len(block) + 1))[:size]
+
+
+@pytest.fixture
+def bucket(aws: MotoServer, s3: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
+    s3.create_bucket(Bucket="bkt")
+    return s3
+
+
+@pytest.fixture
+def flipping(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """Start a proxy that damages the first ``count`` GetObject responses with ``faults``."""
+    proxies: list[FaultProxy] = []
+
+    def start(faults: Faults, count: int = 1_000_000) -> FaultProxy:
+        left = [count]
+
+        def first_gets(request: Request) -> bool:
+            if request.method != "GET" or "list-type" in request.target:
+                return False
+            left[0] -= 1
+            return left[0] >= 0
+
+        proxy = FaultProxy(aws.endpoint, faults, eligible=first_gets)
+        proxies.append(proxy)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()
+
+
+def pull_all(storage: Storage, root: Path, prefix: str = "") -> Any:
+    plan = plan_pull(storage.list_objects("bkt", prefix), prefix, ())
+    return storage.pull("bkt", plan.pull, root)
+
+
+# --- the calls a pull makes ------------------------------------------------------------------
+
+
+def test_pull_makes_one_get_per_small_object_and_no_head(bucket: Any, tmp_path: Path) -> None:
+    """Size and ETag come from the listing: no HeadObject per object, one GetObject each."""
+    for i in range(20):
+        bucket.put_object(Bucket="bkt", Key=f"in/{i}.bin", Body=bytes([i]) * 100)
+    storage, calls = counting_storage()
+
+    result = pull_all(storage, tmp_path, "in/")
 
     assert calls == {"ListObjectsV2": 1, "GetObject": 20}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{i}.bin" for i in range(20))
     assert (tmp_path / "7.bin").read_bytes() == bytes([7]) * 100
+    assert result.unverified == ()
 
 
-def test_large_pull_uses_ranged_gets_pinned_to_the_listed_etag(
-    aws: MotoServer, s3: Any, tmp_path: Path
-) -> None:
-    """A multipart-sized object is fetched in ranges, each with If-Match on the listed ETag."""
-    s3.create_bucket(Bucket="bkt")
-    body = bytes(range(256)) * (MULTIPART_THRESHOLD // 256 + 4096)
-    s3.put_object(Bucket="bkt", Key="big.bin", Body=body)
+def test_small_pull_records_the_chain_depth_from_get_object(bucket: Any, tmp_path: Path) -> None:
+    bucket.put_object(Bucket="bkt", Key="a", Body=b"1", Metadata={"bridge-depth": "3"})
+    bucket.put_object(Bucket="bkt", Key="b", Body=b"2")
+    storage, _ = counting_storage()
+    assert pull_all(storage, tmp_path).depths == {"a": 3, "b": 0}
+
+
+def test_large_pull_uses_ranged_gets_pinned_to_the_listed_etag(bucket: Any, tmp_path: Path) -> None:
+    """A multipart-sized object is fetched in ranges, each with If-Match on the listed ETag,
+    and verified against its (MD5) ETag without any HeadObject."""
+    body = pattern(LARGE)
+    bucket.put_object(Bucket="bkt", Key="big.bin", Body=body)
     storage, calls = counting_storage()
     conditions: list[str | None] = []
     storage.client.meta.events.register(
@@ -54,34 +130,203 @@ def test_large_pull_uses_ranged_gets_pinned_to_the_listed_etag(
         lambda params, **_: conditions.append(params.get("IfMatch")),
     )
     listing = storage.list_objects("bkt", "")
-    plan = plan_pull(listing, "", ())
 
-    storage.pull("bkt", plan.pull, tmp_path)
+    result = storage.pull("bkt", plan_pull(listing, "", ()).pull, tmp_path)
 
     assert (tmp_path / "big.bin").read_bytes() == body
     assert calls["HeadObject"] == 0 and calls["GetObject"] >= 2
     assert set(conditions) == {f'"{listing[0].etag}"'}
+    assert result.unverified == ()
+
+
+# --- every pulled object verified (defect: flipped bytes reported as success) ----------------
+
+
+@pytest.mark.parametrize("size", [1000, LARGE], ids=["small", "large"])
+def test_a_flipped_byte_fails_the_pull_of_an_object_verified_by_its_md5_etag(
+    bucket: Any, aws: MotoServer, flipping: Any, tmp_path: Path, size: int
+) -> None:
+    bare_client(aws.endpoint).put_object(Bucket="bkt", Key="obj", Body=pattern(size))
+    proxy = flipping(Faults(flip=1.0), count=1)
+    storage, _ = counting_storage(proxy.endpoint)
+
+    with pytest.raises(IntegrityError, match=r"s3://bkt/obj: MD5 of the downloaded bytes"):
+        pull_all(storage, tmp_path)
+    assert proxy.injected()["flip"] == 1
+
+
+def test_a_flipped_byte_fails_the_pull_of_a_small_object_with_a_crc32(
+    bucket: Any, flipping: Any, tmp_path: Path
+) -> None:
+    bucket.put_object(Bucket="bkt", Key="obj", Body=pattern(5000), ChecksumAlgorithm="CRC32")
+    proxy = flipping(Faults(flip=1.0), count=1)
+    storage, _ = counting_storage(proxy.endpoint)
+
+    with pytest.raises((IntegrityError, BotoCoreError), match=r"(?i)checksum|CRC32"):
+        pull_all(storage, tmp_path)
+    assert proxy.injected()["flip"] == 1
+
+
+def test_a_flipped_byte_fails_the_pull_of_a_large_object_with_a_full_object_crc32(
+    bucket: Any, aws: MotoServer, flipping: Any, tmp_path: Path
+) -> None:
+    """Ranged GETs carry no checksum: the full-object CRC32 comes from one HeadObject."""
+    body = pattern(LARGE, seed=5)
+    full_object_upload(bare_client(aws.endpoint), "obj", body)
+    proxy = flipping(Faults(flip=1.0), count=1)
+    storage, calls = counting_storage(proxy.endpoint)
+
+    with pytest.raises(IntegrityError, match=r"s3://bkt/obj: CRC32 of the downloaded bytes"):
+        pull_all(storage, tmp_path)
+    assert calls["HeadObject"] == 1
+
+    result = pull_all(storage, tmp_path)  # the proxy damaged only the first GET
+    assert (tmp_path / "obj").read_bytes() == body
+    assert result.unverified == ()
+
+
+def full_object_upload(client: Any, key: str, body: bytes) -> None:
+    """A two-part upload with a full-object CRC32 (``ChecksumType=FULL_OBJECT``)."""
+    split = 5 * MiB
+    upload = client.create_multipart_upload(
+        Bucket="bkt", Key=key, ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT"
+    )
+    parts = []
+    for number, chunk in ((1, body[:split]), (2, body[split:])):
+        part = client.upload_part(
+            Bucket="bkt", Key=key, UploadId=upload["UploadId"], PartNumber=number, Body=chunk,
+            ChecksumAlgorithm="CRC32",
+        )  # fmt: skip
+        crc = part["ChecksumCRC32"]
+        parts.append({"PartNumber": number, "ETag": part["ETag"], "ChecksumCRC32": crc})
+    client.complete_multipart_upload(
+        Bucket="bkt", Key=key, UploadId=upload["UploadId"], ChecksumType="FULL_OBJECT",
+        ChecksumCRC32=base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode(),
+        MultipartUpload={"Parts": parts},
+    )  # fmt: skip
+
+
+def test_a_truncated_body_is_fetched_again(bucket: Any, flipping: Any, tmp_path: Path) -> None:
+    bucket.put_object(Bucket="bkt", Key="obj", Body=pattern(50_000))
+    proxy = flipping(Faults(truncate=1.0), count=1)
+    storage, calls = counting_storage(proxy.endpoint)
+
+    pull_all(storage, tmp_path)
+
+    assert (tmp_path / "obj").read_bytes() == pattern(50_000)
+    assert proxy.injected()["truncate"] == 1 and calls["GetObject"] == 2
+
+
+def test_objects_that_cannot_be_verified_are_reported(
+    bucket: Any, aws: MotoServer, tmp_path: Path
+) -> None:
+    """SSE-KMS: the ETag is not an MD5; with no extra checksum nothing can verify it."""
+    bare_client(aws.endpoint).put_object(
+        Bucket="bkt", Key="kms", Body=b"secret", ServerSideEncryption="aws:kms"
+    )
+    bare_client(aws.endpoint).put_object(Bucket="bkt", Key="plain", Body=b"open")
+    storage, _ = counting_storage()
+
+    result = pull_all(storage, tmp_path)
+
+    assert result.unverified == ("kms",)
+    assert (tmp_path / "kms").read_bytes() == b"secret"
+
+
+# --- push ------------------------------------------------------------------------------------
 
 
 def test_push_sends_content_md5_and_metadata_on_single_part_uploads(
-    aws: MotoServer, s3: Any, tmp_path: Path
+    bucket: Any, tmp_path: Path
 ) -> None:
-    s3.create_bucket(Bucket="bkt")
     (tmp_path / "out.txt").write_text("hello", encoding="utf-8")
     storage, calls = counting_storage()
     seen: list[dict[str, Any]] = []
     storage.client.meta.events.register(
         "before-parameter-build.s3.PutObject", lambda params, **_: seen.append(dict(params))
     )
-    upload = Upload(
-        tmp_path / "out.txt", "p/out.txt", "text/plain", {"bridge-depth": "1"},
-        content_md5="XUFAKrxLKna5cZ2REBfFkg==",
-    )  # fmt: skip
+    upload = Upload("out.txt", "p/out.txt", "text/plain", {"bridge-depth": "1"})
 
-    storage.push("bkt", [upload])
+    result = storage.push("bkt", tmp_path, [upload])
 
     assert calls == {"PutObject": 1}
     assert seen[0]["ContentMD5"] == "XUFAKrxLKna5cZ2REBfFkg=="
-    head = s3.head_object(Bucket="bkt", Key="p/out.txt")
+    head = bucket.head_object(Bucket="bkt", Key="p/out.txt")
     assert head["ContentType"] == "text/plain"
     assert head["Metadata"] == {"bridge-depth": "1"}
+    assert (result.uploaded, result.unchanged, result.bytes_out) == (("p/out.txt",), 0, 5)
+
+
+def test_push_skips_an_output_equal_to_the_known_md5_etag(bucket: Any, tmp_path: Path) -> None:
+    (tmp_path / "same").write_bytes(b"hello")
+    (tmp_path / "new").write_bytes(b"world")
+    storage, calls = counting_storage()
+    uploads = [
+        Upload("same", "same", "application/octet-stream", {}, "5d41402abc4b2a76b9719d911017c592"),
+        Upload("new", "new", "application/octet-stream", {}, "5d41402abc4b2a76b9719d911017c592"),
+    ]
+
+    result = storage.push("bkt", tmp_path, uploads)
+
+    assert (result.uploaded, result.unchanged) == (("new",), 1)
+    assert calls == {"PutObject": 1}
+
+
+def test_large_push_is_a_multipart_upload_of_the_opened_file(bucket: Any, tmp_path: Path) -> None:
+    body = pattern(LARGE, seed=9)
+    (tmp_path / "big.bin").write_bytes(body)
+    storage, calls = counting_storage()
+
+    result = storage.push("bkt", tmp_path, [Upload("big.bin", "o/big.bin", "x/y", {"a": "b"})])
+
+    assert calls["CreateMultipartUpload"] == 1 and calls["PutObject"] == 0
+    assert bucket.get_object(Bucket="bkt", Key="o/big.bin")["Body"].read() == body
+    assert result.bytes_out == LARGE
+
+
+# --- push never follows a symlink (defect: a swapped output uploaded /etc/passwd) ------------
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder beside the root holding a secret the handler must not be able to publish."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "secret").write_bytes(b"not for upload")
+    (folder / "out.txt").write_bytes(b"not for upload either")
+    return folder
+
+
+def test_push_refuses_a_symlink_or_a_path_through_one(
+    bucket: Any, tmp_path: Path, outside: Path
+) -> None:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "ok.txt").write_bytes(b"fine")
+    (root / "link.txt").symlink_to(outside / "secret")
+    (root / "via").symlink_to(outside)
+    os.mkfifo(root / "fifo")
+    storage, _ = counting_storage()
+    uploads = [
+        Upload(path, path, "text/plain", {})
+        for path in ("ok.txt", "link.txt", "via/out.txt", "fifo", "gone.txt")
+    ]
+
+    result = storage.push("bkt", root, uploads)
+
+    assert result.uploaded == ("ok.txt",)
+    assert set(result.refused) == {"link.txt", "via/out.txt", "fifo", "gone.txt"}
+    stored = [o["Key"] for o in bucket.list_objects_v2(Bucket="bkt").get("Contents", [])]
+    assert stored == ["ok.txt"]
+
+
+def test_open_beneath_reads_the_regular_file_it_opened(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_bytes(b"data")
+    fd = open_beneath(tmp_path, "a/f")
+    try:
+        (tmp_path / "a" / "f").unlink()  # what happens to the name afterwards does not matter
+        (tmp_path / "a" / "f").symlink_to("/etc/hostname")
+        assert os.pread(fd, 100, 0) == b"data"
+    finally:
+        os.close(fd)
