@@ -322,6 +322,8 @@ def _parse_sqs_records(records: list[object]) -> Invocation:
         message_id = record.get("messageId")
         if not isinstance(message_id, str) or not message_id:
             raise PayloadError(f"SQS record {index}: missing messageId")
+        if not _is_unicode(message_id):
+            raise PayloadError(f"SQS record {index}: messageId {message_id!r} is not valid Unicode")
         arn = record.get("eventSourceARN")
         fifo = fifo or (isinstance(arn, str) and arn.endswith(".fifo"))
         body = record.get("body")
@@ -512,7 +514,7 @@ def _size(value: object) -> int | None:
 
 def _etag(value: object) -> str | None:
     """An ETag without surrounding quotes; None when absent or empty."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _is_unicode(value):
         return None
     return value.strip('"') or None
 
@@ -546,11 +548,22 @@ def _require(data: object, path: str, where: str) -> object:
 
 
 def _require_str(data: object, path: str, where: str) -> str:
-    """A required string at a dotted ``path``."""
+    """A required string at a dotted ``path``, valid Unicode (no lone surrogate)."""
     value = _require(data, path, where)
     if not isinstance(value, str):
         raise PayloadError(f"{where}: {path} is {_kind(value)}, expected a string")
+    if not _is_unicode(value):
+        raise PayloadError(f"{where}: {path} {value!r} holds a lone surrogate (not valid Unicode)")
     return value
+
+
+def _is_unicode(text: str) -> bool:
+    """True unless ``text`` holds a lone surrogate (JSON's "\\ud800"): S3 and UTF-8 refuse it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- descriptions
@@ -582,7 +595,7 @@ def _describe(data: dict[str, object]) -> str:
             f"EventBridge event from source {data.get('source')!r} "
             f"(detail-type {data.get('detail-type')!r}), expected source 'aws.s3'"
         )
-    keys = sorted(str(key) for key in data)
+    keys = sorted(repr(key)[1:-1] for key in data)  # escaped: a key may hold anything
     shown = ", ".join(keys[:12]) + (", ..." if len(keys) > 12 else "")
     return f"JSON object with keys {shown}"
 

@@ -25,11 +25,27 @@ _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
 _CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
 # Not control characters, but line breaks to str.splitlines() and many log viewers.
 _CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+# Lone surrogates (a key decoded from JSON's "\\ud800"): no UTF-8 stream can write them.
+_CONTROL.update({c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)})
 
 
 def printable(text: str) -> str:
-    """``text`` with control characters escaped, so a hostile key cannot forge log lines."""
+    """``text`` with control characters escaped, so a hostile key cannot forge log lines.
+
+    Lone surrogates are escaped too (``\\ud800``), so every line can be written as UTF-8.
+    """
     return text.translate(_CONTROL)
+
+
+def _printable_json(value: Any) -> Any:
+    """``value`` with ``printable`` applied to every string inside it, keys included."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, Mapping):
+        return {printable(str(k)): _printable_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_printable_json(item) for item in value]
+    return value
 
 
 def log(logger: logging.Logger, level: int, message: str, /, **fields: Any) -> None:
@@ -95,10 +111,11 @@ class JsonFormatter(logging.Formatter):
         if rid:
             entry["requestId"] = rid
         for key, value in _fields(record).items():
-            entry.setdefault(key, printable(value) if isinstance(value, str) else value)
+            entry.setdefault(key, _printable_json(value))
         if record.exc_info:
-            entry["stackTrace"] = self.formatException(record.exc_info).splitlines()
-        return json.dumps(entry, ensure_ascii=False, default=str)
+            lines = self.formatException(record.exc_info).splitlines()
+            entry["stackTrace"] = [printable(line) for line in lines]
+        return json.dumps(entry, ensure_ascii=False, default=lambda v: printable(str(v)))
 
 
 def configure_logging(

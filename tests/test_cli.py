@@ -176,6 +176,21 @@ def test_invoke_deeply_nested_event_prints_an_invalid_event_document(aws: MotoSe
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_invoke_key_with_a_lone_surrogate_is_a_clear_error_without_traceback(
+    src: Any, log_format: str
+) -> None:
+    payload = json.loads(event_payload("eventbridge", "in/x.txt"))
+    payload["detail"]["object"]["key"] = "in/\ud800.txt"
+    result = cli(
+        "invoke", "--", *handler("copier"), stdin=json.dumps(payload), LOG_FORMAT=log_format
+    )
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert "lone surrogate" in document["errorMessage"]
+    assert "UnicodeEncodeError" not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_invoke_stdout_carries_only_the_result(src: Any) -> None:
     put(src, BUCKET, "in/a.txt", "a")
     result = cli("invoke", "--", *handler("echo"), stdin=event_payload("sqs", "in/a.txt"))

@@ -353,6 +353,28 @@ def test_deeply_nested_sqs_body_fails_only_its_message() -> None:
     assert message.error is not None and "nested too deeply" in message.error
 
 
+def test_key_with_a_lone_surrogate_is_a_payload_error_naming_it_escaped() -> None:
+    """JSON's "\\ud800" decodes to a lone surrogate: no S3 key can hold one."""
+    record = s3_record("in/a.txt")
+    record["s3"]["object"]["key"] = "in/\ud800.txt"
+
+    with pytest.raises(
+        PayloadError, match=r"s3\.object\.key 'in/\\ud800\.txt' holds a lone"
+    ) as raised:
+        parse_invocation(notification(record))
+    str(raised.value).encode("utf-8")  # the message itself is writable as UTF-8
+
+    message = parse_sqs_body("m1", json.dumps(notification(record)))
+    assert message.events == () and message.error is not None
+    assert "lone surrogate" in message.error
+
+
+def test_unrecognised_object_keys_are_named_escaped() -> None:
+    with pytest.raises(PayloadError, match=r"keys \\ud800, a\\nb") as raised:
+        parse_invocation({"\ud800": 1, "a\nb": 2})
+    str(raised.value).encode("utf-8")
+
+
 # --------------------------------------------------------------------------- SQS
 
 

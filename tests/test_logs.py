@@ -96,6 +96,48 @@ def test_printable_escapes_unicode_line_separators() -> None:
 # --------------------------------------------------------------------------- text
 
 
+def test_printable_escapes_lone_surrogates() -> None:
+    assert printable("in/\ud800.txt") == "in/\\ud800.txt"
+    assert printable("\udcff\udfff") == "\\udcff\\udfff"
+    assert printable("😀") == "😀"  # a pair in UTF-8 is a real character, kept
+
+
+SURROGATE_KEY = "in/\ud800\nforged.txt"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+@pytest.mark.usefixtures("restore_logging")
+def test_lone_surrogate_key_is_escaped_on_a_strict_utf8_stream(log_format: str) -> None:
+    """No UnicodeEncodeError, wherever the key sits: message, field, list, mapping, exception."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", write_through=True)
+    configure_logging(log_format, "INFO", stream)
+    logger = logging.getLogger("bridge.test")
+    path = __import__("pathlib").PurePosixPath("/tmp/" + "\udcff")  # os.fsdecode of b"\xff"
+    log(logger, logging.INFO, f"object skipped {SURROGATE_KEY}", key=SURROGATE_KEY)
+    log(logger, logging.INFO, "group summary", events=[SURROGATE_KEY], skipped={SURROGATE_KEY: 1})
+    log(logger, logging.INFO, "path", path=path)
+    try:
+        raise OSError(f"cannot open {SURROGATE_KEY}")
+    except OSError:
+        logger.exception("unexpected error with %s", SURROGATE_KEY)
+
+    written = raw.getvalue().decode("utf-8")  # strict: it all is UTF-8
+    lines = written.splitlines()
+    assert len(lines) == 4, written
+    if log_format == "json":
+        entries = [json.loads(line) for line in lines]
+        assert entries[0]["key"] == "in/\\ud800\\nforged.txt"
+        assert entries[1]["events"] == ["in/\\ud800\\nforged.txt"]
+        assert entries[1]["skipped"] == {"in/\\ud800\\nforged.txt": 1}
+        assert entries[2]["path"] == "/tmp/\\udcff"
+        assert any("\\ud800" in line for line in entries[3]["stackTrace"])
+    else:
+        assert "key=in/\\ud800\\nforged.txt" in lines[0]
+        assert 'path="/tmp/\\udcff"' in lines[2]
+        assert "OSError: cannot open in/\\ud800\\nforged.txt" in lines[3]
+
+
 def test_text_line_format() -> None:
     line = text("group done", bucket="bkt", count=3, ok=True, ratio=0.5)
     match = re.fullmatch(rf"({TIMESTAMP}) INFO group done (.*)", line)
