@@ -7,7 +7,7 @@ its minor version, and tests/test_s3transfer_api.py checks every name used here.
 
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from botocore.exceptions import ClientError
 from s3transfer.exceptions import S3DownloadFailedError
@@ -18,6 +18,18 @@ from bridge.paths import ListedObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+class SeekableFile(Protocol):
+    """What s3transfer needs of a download target to write each range in place."""
+
+    def seekable(self) -> bool: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+    def write(self, data: bytes, /) -> int: ...
 
 
 class _KnownObject(BaseSubscriber):
@@ -49,7 +61,7 @@ class LargeTransfers:
         self._manager = TransferManager(client, config)
 
     def download(
-        self, bucket: str, known: ListedObject | None, key: str, stream: IO[bytes]
+        self, bucket: str, known: ListedObject | None, key: str, stream: SeekableFile
     ) -> None:
         """Fetch ``key`` in ranged parts written into ``stream``: pinned to the size and ETag
         of ``known`` when given, else to what s3transfer's HeadObject finds.
@@ -58,7 +70,8 @@ class LargeTransfers:
         ``S3DownloadFailedError`` raised while handling it).
         """
         subscribers = [_KnownObject(known)] if known is not None else []
-        future = self._manager.download(bucket, key, stream, subscribers=subscribers)
+        target = cast(IO[bytes], stream)  # s3transfer only seeks and writes a seekable target
+        future = self._manager.download(bucket, key, target, subscribers=subscribers)
         try:
             future.result()
         except S3DownloadFailedError as exc:

@@ -196,13 +196,12 @@ def parse_depth(metadata: dict[str, str]) -> int:
 
 
 class Storage:
-    """The S3 operations of one engine. Thread-safe; transfers run ``concurrency`` wide."""
+    """The S3 operations of one engine. Thread-safe; each pull or push runs ``concurrency``
+    transfers wide (large objects share one s3transfer manager)."""
 
     def __init__(self, client: S3Client, concurrency: int) -> None:
         self.client = client
         self._concurrency = concurrency
-        # One pool for the engine's lifetime (threads start on first use, not per group).
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="bridge-transfer")
         self._large: LargeTransfers | None = None
         self._large_lock = threading.Lock()
         self._responses = _ResponseRecorder()
@@ -310,31 +309,49 @@ class Storage:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _get_large(self, bucket: str, obj: ListedObject, path: Path, pinned: bool) -> bool:
-        """Ranged GETs through s3transfer, then the whole file hashed against S3's digest.
+        """Ranged GETs through s3transfer, hashed as the file fills, checked against S3's digest.
 
         ``pinned``: size and ETag as listed (``If-Match`` on every range); else s3transfer
         learns them with a HeadObject. Ranged responses carry no checksum, so the digest
         comes from the ETag when it is an MD5, else from HeadObject (``ChecksumMode=ENABLED``,
-        with ``If-Match`` on the ETag the ranges were read at).
+        with ``If-Match`` on the ETag the ranges are read at), asked before the download so
+        the bytes are hashed while they arrive.
         """
-        with path.open("wb") as stream:
-            self._large_transfers().download(bucket, obj if pinned else None, obj.key, stream)
-        fields = self._responses.fields_of(bucket, obj.key)
-        etag = str(fields.get("ETag", "")).strip('"') or obj.etag
-        expected = integrity.expected_digest({**fields, "ETag": etag})
-        if expected is None:
-            head = self.client.head_object(
-                Bucket=bucket, Key=obj.key, IfMatch=f'"{etag}"', ChecksumMode="ENABLED"
-            )
-            expected = integrity.expected_digest(head)
-        if expected is None:
-            return False
-        digest = expected.new_hash()
-        with path.open("rb") as stream:
-            while chunk := stream.read(1024 * 1024):
-                digest.update(chunk)
-        _check(bucket, obj.key, expected, digest.digest())
+        head: dict[str, Any] | None = None
+        guess: integrity.Expected | None = None
+        if pinned and integrity.etag_is_md5({"ETag": obj.etag}):
+            guess = integrity.Expected("MD5", bytes.fromhex(obj.etag), "ETag")  # unless SSE-KMS
+        elif pinned:
+            head = self._head_checksum(bucket, obj.key, obj.etag)
+            guess = integrity.expected_digest(head)
+        with path.open("w+b") as stream:
+            writer = HashingFile(stream, guess.new_hash() if guess else None)
+            self._large_transfers().download(bucket, obj if pinned else None, obj.key, writer)
+            if head is None:
+                fields = self._responses.fields_of(bucket, obj.key)
+                etag = str(fields.get("ETag", "")).strip('"') or obj.etag
+                expected = integrity.expected_digest({**fields, "ETag": etag})
+                if expected is None:
+                    expected = integrity.expected_digest(self._head_checksum(bucket, obj.key, etag))
+            else:
+                expected = guess
+            if expected is None:
+                return False
+            digest = writer.digest() if expected.algorithm == (guess and guess.algorithm) else None
+            if digest is None:  # not hashed on the way (or a range was written twice): read back
+                hashed = expected.new_hash()
+                stream.seek(0)
+                while chunk := stream.read(1024 * 1024):
+                    hashed.update(chunk)
+                digest = hashed.digest()
+        _check(bucket, obj.key, expected, digest)
         return True
+
+    def _head_checksum(self, bucket: str, key: str, etag: str) -> dict[str, Any]:
+        response = self.client.head_object(
+            Bucket=bucket, Key=key, IfMatch=f'"{etag}"', ChecksumMode="ENABLED"
+        )
+        return dict(response)
 
     def _large_transfers(self) -> LargeTransfers:
         with self._large_lock:
@@ -436,21 +453,94 @@ class Storage:
         return {o.key: o.etag for o in self.list_objects(bucket, prefix)}
 
     def _run_all(self, tasks: Sequence[Callable[[], T]]) -> list[T]:
-        """Run ``tasks`` on the pool; on the first failure cancel what has not started, wait
-        for what has (nothing may still write into the root folder), then raise it."""
-        futures: list[Future[T]] = [self._pool.submit(task) for task in tasks]
-        failure: BaseException | None = None
-        for future in futures:
-            try:
-                future.result()
-            except BaseException as exc:
-                if failure is None:
-                    failure = exc
-                    for pending in futures:
-                        pending.cancel()
+        """Run ``tasks`` ``concurrency`` wide; on the first failure cancel what has not
+        started, wait for what has (nothing may still write into the root folder), raise it.
+
+        A pool per call: groups running side by side each get their own width, and a thread
+        costs far less to start than one request takes.
+        """
+        if len(tasks) <= 1:
+            return [task() for task in tasks]
+        width = min(self._concurrency, len(tasks))
+        with ThreadPoolExecutor(width, thread_name_prefix="bridge-transfer") as pool:
+            futures: list[Future[T]] = [pool.submit(task) for task in tasks]
+            failure: BaseException | None = None
+            for future in futures:
+                try:
+                    future.result()
+                except BaseException as exc:
+                    if failure is None:
+                        failure = exc
+                        for pending in futures:
+                            pending.cancel()
         if failure is not None:
             raise failure
         return [future.result() for future in futures]
+
+
+class HashingFile:
+    """The file s3transfer writes ranges into (seek, write), hashing the bytes in order as
+    the written prefix grows: a chunk landing at the frontier from memory, chunks written
+    ahead of it read back (from the page cache) once the gap before them is filled. So the
+    hashing overlaps the download instead of following it.
+
+    A range written twice (s3transfer retries a broken range from its start) may differ
+    from what was hashed: then ``digest`` is None and the caller reads the file back.
+    """
+
+    def __init__(self, stream: IO[bytes], digest: integrity.Hash | None) -> None:
+        self._stream = stream
+        self._hash = digest
+        self._frontier = 0  # bytes hashed so far
+        self._ahead: dict[int, int] = {}  # offset -> length, written beyond the frontier
+        self._rewritten = False
+        self._lock = threading.Lock()
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def write(self, data: bytes) -> int:
+        with self._lock:
+            offset = self._stream.tell()
+            written = self._stream.write(data)
+            if self._hash is None or self._rewritten:
+                return written
+            if offset < self._frontier:
+                self._rewritten = True
+            elif offset > self._frontier:
+                self._ahead[offset] = max(written, self._ahead.get(offset, 0))
+            else:
+                self._hash.update(data)
+                self._frontier += written
+                self._catch_up()
+            return written
+
+    def _catch_up(self) -> None:
+        assert self._hash is not None
+        while self._frontier in self._ahead:
+            length = self._ahead.pop(self._frontier)
+            self._stream.flush()
+            data = os.pread(self._stream.fileno(), length, self._frontier)
+            self._hash.update(data)
+            self._frontier += len(data)
+        stale = [offset for offset in self._ahead if offset < self._frontier]
+        if stale:  # overlapping writes: the order of bytes hashed is no longer certain
+            self._rewritten = True
+
+    def digest(self) -> bytes | None:
+        """The hash of the whole file if it was hashed in order as written, else None."""
+        with self._lock:
+            self._stream.flush()
+            size = os.fstat(self._stream.fileno()).st_size
+            if self._hash is None or self._rewritten or self._frontier != size or self._ahead:
+                return None
+            return self._hash.digest()
 
 
 def open_beneath(root: Path, relative: str) -> int:

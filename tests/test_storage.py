@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import hashlib
 import os
 import zlib
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from botocore.exceptions import BotoCoreError
 from bridge.paths import plan_pull
 from bridge.storage import (
     MULTIPART_THRESHOLD,
+    HashingFile,
     IntegrityError,
     Storage,
     Upload,
@@ -330,3 +332,52 @@ def test_open_beneath_reads_the_regular_file_it_opened(tmp_path: Path) -> None:
         assert os.pread(fd, 100, 0) == b"data"
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("size", [10, LARGE], ids=["small", "large"])
+def test_a_name_of_up_to_255_bytes_is_pulled_under_that_very_name(
+    bucket: Any, tmp_path: Path, size: int
+) -> None:
+    """Files are written in place, never under a longer temporary name (which a multibyte
+    name near NAME_MAX would overflow: ENAMETOOLONG, the folder failing forever)."""
+    name = "é" * 127 + "x"  # 255 bytes of UTF-8
+    bucket.put_object(Bucket="bkt", Key=f"in/{name}", Body=pattern(size))
+    storage, _ = counting_storage()
+
+    pull_all(storage, tmp_path, "in/")
+
+    assert (tmp_path / name).read_bytes() == pattern(size)
+
+
+# --- large downloads are hashed while they land ---------------------------------------------
+
+
+def write_ranges(target: HashingFile, data: bytes, order: list[tuple[int, int]]) -> None:
+    for start, end in order:
+        target.seek(start)
+        target.write(data[start:end])
+
+
+def test_ranges_written_out_of_order_are_hashed_in_order(tmp_path: Path) -> None:
+    data = pattern(10_000, seed=3)
+    with (tmp_path / "f").open("w+b") as stream:
+        target = HashingFile(stream, hashlib.md5())
+        write_ranges(target, data, [(4000, 6000), (0, 1000), (6000, 10_000), (1000, 4000)])
+        assert target.digest() == hashlib.md5(data).digest()
+
+
+def test_a_range_written_twice_leaves_the_digest_to_a_read_back(tmp_path: Path) -> None:
+    """s3transfer retries a broken range from its start: what was hashed may not be what
+    the file holds, so no digest is claimed."""
+    data = pattern(4000)
+    with (tmp_path / "f").open("w+b") as stream:
+        target = HashingFile(stream, hashlib.md5())
+        write_ranges(target, data, [(0, 2000), (2000, 4000), (0, 2000)])
+        assert target.digest() is None
+
+
+def test_a_file_not_written_to_its_end_has_no_digest(tmp_path: Path) -> None:
+    with (tmp_path / "f").open("w+b") as stream:
+        target = HashingFile(stream, hashlib.md5())
+        write_ranges(target, pattern(4000), [(2000, 4000)])
+        assert target.digest() is None
