@@ -105,19 +105,28 @@ def test_not_yaml_is_one_problem(tmp_path: Path) -> None:
     assert problem.startswith("not valid YAML")
 
 
-def test_steps_are_exactly_the_example_env_files(tmp_path: Path) -> None:
-    """The pipeline file and map.env / reduce.env configure the same steps."""
-    pipeline = load_pipeline(WORDCOUNT)
-    for name in ("map", "reduce"):
-        step = pipeline.step(name)
-        by_file = read_env_file(EXAMPLES / "wordcount" / f"{name}.env")
-        defaults = {
-            key: value
-            for key, value in by_file.items()
-            if key.lower() in Settings.model_fields
-            and str(Settings.model_fields[key.lower()].default).lower() == value.lower()
-        }
-        assert step.variables == {k: v for k, v in by_file.items() if k not in defaults}
+@pytest.mark.parametrize(
+    ("example", "step_name", "env_file"),
+    [
+        ("wordcount", "map", "map.env"),
+        ("wordcount", "reduce", "reduce.env"),
+        ("thumbnails", "thumbnails", "thumbnails.env"),
+    ],
+)
+def test_steps_are_exactly_the_example_env_files(
+    example: str, step_name: str, env_file: str
+) -> None:
+    """A pipeline file and the example's env files configure the same steps (variables
+    the env file sets to the bridge's default aside)."""
+    step = load_pipeline(EXAMPLES / example / "pipeline.yaml").step(step_name)
+    by_file = read_env_file(EXAMPLES / example / env_file)
+    defaults = {
+        key: value
+        for key, value in by_file.items()
+        if key.lower() in Settings.model_fields
+        and str(Settings.model_fields[key.lower()].default).lower() == value.lower()
+    }
+    assert step.variables == {k: v for k, v in by_file.items() if k not in defaults}
 
 
 def test_env_prints_the_variables_consume_runs_with(

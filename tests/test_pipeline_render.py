@@ -340,3 +340,32 @@ def test_the_docs_show_the_current_wordcount_graph(capsys: pytest.CaptureFixture
     graph = capsys.readouterr().out
     for doc in (REPO / "README.md", REPO / "docs" / "pipelines.md"):
         assert f"```mermaid\n{graph}```" in doc.read_text(encoding="utf-8"), doc
+
+
+def test_thumbnails_step_gets_no_listing_at_all(capsys: pytest.CaptureFixture[str]) -> None:
+    """Per-object step to another bucket: read the upload, write and HEAD the outputs."""
+    template = yaml.safe_load(
+        rendered(capsys, EXAMPLES / "thumbnails" / "pipeline.yaml", "--format", "sam")
+    )
+    uploads, processed = "${UploadsBucketName}", "${ProcessedImagesBucketName}"
+    assert s3_grants(template, "Thumbnails") == {
+        ("s3:GetObject", f"{uploads}/*"),
+        ("s3:PutObject", f"{processed}/*"),
+        ("s3:AbortMultipartUpload", f"{processed}/*"),
+        ("s3:GetObject", f"{processed}/*"),
+    }
+    notification = template["Resources"]["UploadsBucket"]["Properties"][
+        "NotificationConfiguration"
+    ]["QueueConfigurations"]
+    assert notification == [
+        {"Event": "s3:ObjectCreated:*", "Queue": {"Fn::GetAtt": ["ThumbnailsQueue", "Arn"]}}
+    ]
+    assert "NotificationConfiguration" not in (
+        template["Resources"]["ProcessedImagesBucket"]["Properties"]
+    )
+
+
+def test_graph_of_thumbnails(capsys: pytest.CaptureFixture[str]) -> None:
+    nodes, edges = mermaid_graph(capsys, EXAMPLES / "thumbnails" / "pipeline.yaml")
+    assert nodes == {"b0": "uploads", "b1": "processed-images"}
+    assert edges == [("b0", "thumbnails: * → thumbnails/, metadata/", "b1")]
