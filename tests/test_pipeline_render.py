@@ -360,8 +360,9 @@ def test_thumbnails_step_gets_no_listing_at_all(capsys: pytest.CaptureFixture[st
     assert notification == [
         {"Event": "s3:ObjectCreated:*", "Queue": {"Fn::GetAtt": ["ThumbnailsQueue", "Arn"]}}
     ]
-    assert "NotificationConfiguration" not in (
-        template["Resources"]["ProcessedImagesBucket"]["Properties"]
+    assert (
+        "NotificationConfiguration"
+        not in (template["Resources"]["ProcessedImagesBucket"]["Properties"])
     )
 
 
