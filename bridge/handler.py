@@ -9,6 +9,7 @@ they come.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import contextvars
 import logging
@@ -27,6 +28,7 @@ from bridge.logs import log
 logger = logging.getLogger("bridge.handler")
 
 KILL_GRACE_SECONDS = 5.0
+FORWARD_PIECE_BYTES = 64 * 1024  # longer output lines are forwarded in pieces of this size
 
 # Process groups of the handlers running now, so a driver can stop them all at shutdown.
 _running: set[int] = set()
@@ -160,13 +162,28 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 def _forward(stream: IO[bytes], name: str, tags: Mapping[str, str]) -> threading.Thread:
+    """Log each line of ``stream`` as it comes; a line longer than ``FORWARD_PIECE_BYTES`` is
+    logged in pieces of at most that size, numbered ``part`` 1, 2, ... (memory stays bounded
+    whatever the handler writes on one line)."""
     context = contextvars.copy_context()  # keeps the request id on forwarded lines
 
     def pump() -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # no split character
+        part = 0
         with stream:
-            for raw in stream:
-                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                log(logger, logging.INFO, line, stream=name, **tags)
+            for raw in iter(lambda: stream.readline(FORWARD_PIECE_BYTES), b""):
+                cut = len(raw) >= FORWARD_PIECE_BYTES and not raw.endswith(b"\n")
+                text = decoder.decode(raw, final=not cut)
+                if not cut:
+                    text = text.rstrip("\r\n")
+                if part == 0 and not cut:
+                    log(logger, logging.INFO, text, stream=name, **tags)
+                    continue
+                part += 1
+                if cut or text:  # the newline alone, after a cut piece, is not a piece
+                    log(logger, logging.INFO, text, stream=name, part=part, **tags)
+                if not cut:
+                    part = 0
 
     thread = threading.Thread(target=context.run, args=(pump,), daemon=True)
     thread.start()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.handler import HandlerResult, run_handler, stop_all_handlers
+from bridge.handler import FORWARD_PIECE_BYTES, HandlerResult, run_handler, stop_all_handlers
 from bridge.logs import request_context, request_id
 
 TAGS = {"group": "s3://bkt/in/"}
@@ -304,6 +304,50 @@ def test_invalid_utf8_output_is_replaced(caplog: pytest.LogCaptureFixture) -> No
     assert run_handler(python(code), env(), timeout=GUARD_SECONDS, tags=TAGS).ok
     messages = [r.getMessage() for r in caplog.records if r.name == "bridge.handler"]
     assert messages == ["bad \ufffd byte"]
+
+
+def forwarded(caplog: pytest.LogCaptureFixture) -> list[tuple[str, int | None]]:
+    """(message, part) of every forwarded stdout line."""
+    return [
+        (r.getMessage(), r.fields.get("part"))  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.name == "bridge.handler" and r.fields["stream"] == "stdout"  # type: ignore[attr-defined]
+    ]
+
+
+def test_a_very_long_line_is_forwarded_in_bounded_numbered_pieces(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler writing megabytes on one line: bounded pieces, no character split."""
+    caplog.set_level(logging.INFO, logger="bridge.handler")
+    line = "a" + "é" * (2 * FORWARD_PIECE_BYTES)  # odd byte offsets: cuts fall inside "é"
+    code = f"""
+        import sys
+        sys.stdout.write("a" + "é" * {2 * FORWARD_PIECE_BYTES} + "\\n" + "after\\n")
+    """
+    assert run_handler(python(code), env(), timeout=GUARD_SECONDS, tags=TAGS).ok
+
+    lines = forwarded(caplog)
+    pieces, rest = lines[:-1], lines[-1]
+    assert rest == ("after", None)
+    assert [part for _, part in pieces] == list(range(1, len(pieces) + 1))
+    assert len(pieces) == 5  # 4 * 64 KiB + 1 byte
+    assert all(len(text.encode("utf-8")) <= FORWARD_PIECE_BYTES for text, _ in pieces)
+    assert "".join(text for text, _ in pieces) == line  # nothing lost, no U+FFFD
+
+
+def test_a_line_of_exactly_whole_pieces_has_no_empty_last_piece(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bridge.handler")
+    code = f"print('x' * {2 * FORWARD_PIECE_BYTES}); print('y' * {FORWARD_PIECE_BYTES + 5}, end='')"
+    assert run_handler(python(code), env(), timeout=GUARD_SECONDS, tags=TAGS).ok
+    assert forwarded(caplog) == [
+        ("x" * FORWARD_PIECE_BYTES, 1),
+        ("x" * FORWARD_PIECE_BYTES, 2),
+        ("y" * FORWARD_PIECE_BYTES, 1),
+        ("y" * 5, 2),
+    ]
 
 
 def test_output_is_forwarded_as_it_comes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
