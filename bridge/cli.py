@@ -27,8 +27,6 @@ from bridge.logs import (
     log_format_from_environment,
     report,
 )
-from bridge.planning import plan_key, render_plan
-from bridge.samples import SHAPES, sample_batch
 from bridge.settings import ConfigurationError, Settings
 
 PROG = "s3-event-bridge"
@@ -219,6 +217,8 @@ def _read_event(source: str | None) -> Any:
 
 
 def _plan_mode(options: argparse.Namespace, command: list[str]) -> int:
+    from bridge.planning import plan_key, render_plan
+
     settings, _ = _configure()
     app = App.create(settings, command=())  # plan runs no handler
     try:
@@ -234,6 +234,8 @@ def _plan_mode(options: argparse.Namespace, command: list[str]) -> int:
 
 
 def _event_mode(options: argparse.Namespace, command: list[str]) -> int:
+    from bridge.samples import sample_batch
+
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     try:
         payload = sample_batch(
@@ -383,6 +385,8 @@ def _plan_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _event_args(parser: argparse.ArgumentParser) -> None:
+    from bridge.samples import SHAPES
+
     parser.add_argument("shape", choices=SHAPES, help="payload shape")
     parser.add_argument("--bucket", required=True, help="bucket name")
     parser.add_argument(

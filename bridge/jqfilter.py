@@ -1,12 +1,14 @@
-"""The execution filter (docs/design.md §2 step 5): a jq program over the listed objects."""
+"""The execution filter (docs/design.md §2 step 5): a jq program over the listed objects.
+
+The ``jq`` extension is imported by the first ``compile``: a configuration without an
+execution filter never loads it.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from typing import Any
-
-import jq
 
 
 class FilterCompileError(ValueError):
@@ -43,6 +45,8 @@ class ExecutionFilter:
     @classmethod
     def compile(cls, program: str) -> ExecutionFilter:
         """Compile ``program``; raise ``FilterCompileError`` with jq's own message."""
+        import jq
+
         try:
             return cls(program, jq.compile(program))
         except ValueError as exc:
