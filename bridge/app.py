@@ -61,14 +61,20 @@ class App:
     @classmethod
     def create(cls, settings: Settings, command: Sequence[str]) -> App:
         """Build the engine with its own S3 client."""
-        storage = Storage(s3_client(settings.transfer_concurrency), settings.transfer_concurrency)
+        # Transfers share one pool of TRANSFER_CONCURRENCY threads; each group running at
+        # once may also list or head beside them.
+        connections = settings.transfer_concurrency + settings.group_concurrency
+        storage = Storage(s3_client(connections), settings.transfer_concurrency)
         return cls(settings, Engine(settings, command, storage))
 
     @property
     def routing(self) -> Routing:
         """Selection and grouping rules from the configuration."""
         return Routing(
-            self.settings.match_key, self.settings.match_events, self.settings.pull_parent_dirs
+            self.settings.match_key,
+            self.settings.match_events,
+            self.settings.pull_parent_dirs,
+            self.settings.group_concurrency,
         )
 
     def process(

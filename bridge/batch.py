@@ -7,9 +7,11 @@ queues processing stops at the first failure so ordering is preserved.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,8 @@ class Routing:
     match_key: re.Pattern[str] | None
     match_events: re.Pattern[str] | None
     pull_parent_dirs: int
+    # GROUP_CONCURRENCY: how many independent groups of one invocation may run at once.
+    group_concurrency: int = 1
 
     def route(self, events: Iterable[ObjectEvent]) -> Routed:
         """Select the events and group the kept ones: what every driver and ``plan`` run."""
@@ -152,12 +156,47 @@ def _run_groups(
     routed = routing.route(events)
     for event, why in routed.ignored:
         log(logger, logging.INFO, "event ignored", bucket=event.bucket, key=event.key, why=why)
+    if not stop_on_failure and routing.group_concurrency > 1 and len(routed.groups) > 1:
+        return _run_side_by_side(routed.groups, run_group, routing.group_concurrency)
     outcomes = []
     for group in routed.groups:
         outcomes.append(run_group(group))
         if stop_on_failure and not outcomes[-1].ok:
             break
     return outcomes
+
+
+def _run_side_by_side(
+    groups: Sequence[ExecutionGroup], run_group: RunGroup, concurrency: int
+) -> list[GroupOutcome]:
+    """Run ``groups`` on up to ``concurrency`` threads; outcomes in the order of ``groups``.
+
+    Groups that are not independent (one's prefix contains the other's, so one may read
+    what the other writes) keep their order: a group starts only after every earlier group
+    it overlaps has ended. Each task runs in a copy of the caller's context, so log lines
+    keep the request id.
+    """
+    futures: list[Future[GroupOutcome]] = []
+
+    def after(earlier: list[Future[GroupOutcome]], group: ExecutionGroup) -> GroupOutcome:
+        for future in earlier:
+            future.exception()  # wait; its own outcome is collected below
+        return run_group(group)
+
+    with ThreadPoolExecutor(min(concurrency, len(groups)), "bridge-group") as pool:
+        for index, group in enumerate(groups):
+            earlier = [futures[i] for i in range(index) if overlaps(groups[i], group)]
+            context = contextvars.copy_context()
+            futures.append(pool.submit(context.run, after, earlier, group))
+    # Earlier groups are submitted first and the pool starts tasks in order, so a group
+    # waiting for an earlier one never holds up a thread that earlier one needs.
+    return [future.result() for future in futures]
+
+
+def overlaps(first: ExecutionGroup, second: ExecutionGroup) -> bool:
+    """Whether two groups may touch the same keys: one prefix contains the other (any
+    bucket, since outputs may go to another bucket)."""
+    return first.prefix.startswith(second.prefix) or second.prefix.startswith(first.prefix)
 
 
 def _events_of(messages: Iterable[Message]) -> list[ObjectEvent]:

@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     key_prefix_var: EnvName = "KEY_PREFIX"
     handler_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     transfer_concurrency: int = Field(default=16, ge=1, le=1000)
+    group_concurrency: int = Field(default=1, ge=1, le=100)
     skip_unchanged: bool = True
     max_chain_depth: int = Field(default=16, ge=0)
     log_format: Literal["text", "json"] = Field(
@@ -180,6 +181,7 @@ UNSET_MEANING = {
     "KEY_PREFIX_VAR": "the handler reads KEY_PREFIX",
     "HANDLER_TIMEOUT": "no time limit (under Lambda: the invocation deadline)",
     "TRANSFER_CONCURRENCY": "16 parallel transfers per group",
+    "GROUP_CONCURRENCY": "1: the groups of one invocation run one after another",
     "SKIP_UNCHANGED": "true: outputs equal to the stored object are not uploaded",
     "MAX_CHAIN_DEPTH": "16",
     "LOG_FORMAT": "text (json when AWS_LAMBDA_LOG_FORMAT=JSON)",

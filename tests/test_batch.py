@@ -6,6 +6,7 @@ import logging
 import re
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from bridge.batch import InvocationResult, MessageFailure, Routing, process_invocation
 from bridge.events import Invocation, Message, ObjectEvent, Source
 from bridge.groups import ExecutionGroup
+from bridge.logs import request_context, request_id
 from bridge.outcomes import GroupOutcome, Status, not_run
 
 ALL = Routing(match_key=None, match_events=None, pull_parent_dirs=0)
@@ -385,3 +387,102 @@ def test_fifo_messages_after_a_real_failure_are_not_marked_not_run() -> None:
     result = process_invocation(sqs(msg("m1", "a/1"), msg("m2", "b/1"), fifo=True), ALL, engine)
     assert item_failures(result) == ["m1", "m2"]
     assert result.not_run_message_ids == []
+
+
+# --------------------------------------------------------------------------- GROUP_CONCURRENCY
+
+GUARD = 30.0  # a guard against hanging, never a timing assertion
+SIDE_BY_SIDE = Routing(match_key=None, match_events=None, pull_parent_dirs=0, group_concurrency=4)
+
+
+@dataclass
+class MeetingEngine(FakeEngine):
+    """Each group waits until ``meet`` groups are running at once: only concurrency passes."""
+
+    meet: int = 1
+    barrier: threading.Barrier | None = None
+
+    def __call__(self, group: ExecutionGroup) -> GroupOutcome:
+        if self.barrier is None:
+            self.barrier = threading.Barrier(self.meet)
+        self.barrier.wait(GUARD)  # BrokenBarrierError if the groups ran one by one
+        return super().__call__(group)
+
+
+def test_independent_groups_run_side_by_side_with_the_same_outcomes() -> None:
+    engine = MeetingEngine(failing={"c/"}, meet=4)
+    invocation = sqs(msg("m1", "a/1"), msg("m2", "b/1", "c/1"), msg("m3", "d/1"))
+
+    result = process_invocation(invocation, SIDE_BY_SIDE, engine)
+
+    assert [o.group.prefix for o in result.outcomes] == ["a/", "b/", "c/", "d/"]  # group order
+    assert item_failures(result) == ["m2"]
+    assert result.failures[0].reason == "s3://bkt/c/: handler broke on c/"
+
+
+def test_more_groups_than_threads_all_run() -> None:
+    engine = FakeEngine()
+    keys = [f"g{i}/x" for i in range(10)]
+    routing = Routing(None, None, 0, group_concurrency=3)
+    result = process_invocation(direct(*keys), routing, engine)
+    assert result.succeeded
+    assert sorted(engine.prefixes) == sorted(f"g{i}/" for i in range(10))
+
+
+def test_nested_groups_keep_their_order_under_concurrency() -> None:
+    # "a/" lists "a/b/x" too: it may read what "a/b/" writes, so "a/b/" waits for it.
+    order: list[str] = []
+    lock = threading.Lock()
+    a_done, z_started = threading.Event(), threading.Event()
+
+    def run_group(group: ExecutionGroup) -> GroupOutcome:
+        if group.prefix == "a/b/":
+            assert a_done.is_set(), "a/b/ started before a/ ended"
+        with lock:
+            order.append(group.prefix)
+        if group.prefix == "z/":
+            z_started.set()
+        if group.prefix == "a/":
+            assert z_started.wait(GUARD), "z/ did not run beside a/"  # a/ is still running
+            a_done.set()
+        return GroupOutcome(group, Status.SUCCEEDED)
+
+    result = process_invocation(direct("a/x", "a/b/x", "z/x"), SIDE_BY_SIDE, run_group)
+
+    assert result.succeeded, result.failures
+    assert order.index("a/") < order.index("a/b/")
+
+
+def test_fifo_stays_sequential_whatever_the_group_concurrency() -> None:
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def run_group(group: ExecutionGroup) -> GroupOutcome:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        with lock:
+            running -= 1
+        status = Status.FAILED if group.prefix == "b/" else Status.SUCCEEDED
+        return GroupOutcome(group, status, reason="broke" if status is Status.FAILED else None)
+
+    invocation = sqs(msg("m1", "a/1", "b/1", "c/1"), msg("m2", "d/1"), fifo=True)
+    result = process_invocation(invocation, SIDE_BY_SIDE, run_group)
+
+    assert most == 1
+    assert [o.group.prefix for o in result.outcomes] == ["a/", "b/"]  # stopped at b/
+    assert item_failures(result) == ["m1", "m2"]
+
+
+def test_groups_run_on_threads_keep_the_request_id() -> None:
+    seen: list[str | None] = []
+
+    def run_group(group: ExecutionGroup) -> GroupOutcome:
+        seen.append(request_id.get())
+        return GroupOutcome(group, Status.SUCCEEDED)
+
+    with request_context("req-42"):
+        process_invocation(direct("a/1", "b/1", "c/1"), SIDE_BY_SIDE, run_group)
+
+    assert seen == ["req-42"] * 3
