@@ -360,7 +360,15 @@ def _consume_args(parser: argparse.ArgumentParser) -> None:
         "--workers", type=_bounded(1, 256), default=1, help="parallel loops (default 1)"
     )
     parser.add_argument(
-        "--max-messages", type=_bounded(1, 10), default=10, help="per receive (1-10, default 10)"
+        "--max-messages",
+        type=_bounded(1, 10),
+        default=10,
+        help=(
+            "per receive (1-10, default 10: events of one folder arriving together share one "
+            "handler run, and SQS is asked less often). A worker killed without draining "
+            "(kill -9, OOM) charges a receive to every message it held: give the queue a "
+            "maxReceiveCount of at least 5, or use 1 where workers are often killed"
+        ),
     )
     parser.add_argument(
         "--visibility-timeout",

@@ -503,6 +503,12 @@ def test_help_for_every_mode(mode: str) -> None:
     assert result.stdout.startswith("usage:") and mode in result.stdout
 
 
+def test_consume_help_explains_max_messages_against_max_receive_count() -> None:
+    help_text = " ".join(cli("consume", "--help").stdout.split())
+    assert "default 10: events of one folder arriving together share one handler run" in help_text
+    assert "maxReceiveCount of at least 5" in help_text
+
+
 def test_top_level_help() -> None:
     result = cli("--help")
     assert result.returncode == 0
