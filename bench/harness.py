@@ -81,6 +81,7 @@ class Row:
     absolute: bool = False
     note: str = ""
     crashed: bool = False
+    info: bool = False  # shown for contrast only: no target to meet
 
     @property
     def bridge_median(self) -> float | None:
@@ -101,6 +102,8 @@ class Row:
     def verdict(self) -> str:
         if self.crashed:
             return "CRASH"
+        if self.info:
+            return "info"
         if self.absolute:
             bridge = self.bridge_median
             if bridge is None:

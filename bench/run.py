@@ -26,12 +26,13 @@ from pathlib import Path
 import boto3
 from change_detection import p5_change_detection
 from harness import Report, Row, prepare_environment, render, start_endpoint
+from pull_scope import p7_per_object
 from runtime_benchmarks import p1_cold_start, p6_throughput
 from s3_benchmarks import MiB, p2_invocation, p3_fan_in, p4_big_object
 
 from bridge.logs import configure_logging
 
-ALL = ("P1", "P2", "P3", "P4", "P5", "P6")
+ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7")
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,15 @@ class Sizes:
     p5_files: int
     p5_bytes: int
     p6_invocations: int
+    p7_folder: int
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls(2000, 10 * 1024, 1024 * MiB, 5000, 1024 * MiB, 1000)
+        return cls(2000, 10 * 1024, 1024 * MiB, 5000, 1024 * MiB, 1000, 10_000)
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(200, 10 * 1024, 64 * MiB, 500, 100 * MiB, 100)
+        return cls(200, 10 * 1024, 64 * MiB, 500, 100 * MiB, 100, 1000)
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -155,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 "<= 1.00x",
                 lambda: p6_throughput(sizes.p6_invocations, runs, options.ric_python),
             )
+            bench("P7", "<= 1.10x", lambda: p7_per_object(s3, sizes.p7_folder, 5 * runs))
         finally:
             endpoint.stop()
 
