@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: lint
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/run.py
+
+# The reliability campaign of RELIABILITY.md (a few minutes; not part of `make test`).
+chaos: $(STAMP_DEV)
+	$(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
