@@ -86,6 +86,7 @@ class Figures:
     hostile: int = 0
     kills: int = 0
     faults: dict[str, int] = field(default_factory=dict)
+    left_behind: list[str] = field(default_factory=list)
     responses: int = 0
     wall: float = 0.0
 
@@ -221,6 +222,7 @@ def campaign(plan: Plan, work: Path) -> Figures:
                 figures.responses += proxy.counts["responses"]
             _judge(figures, s3, sqs, dlq_url, expected_results, loop_prefixes, plan)
         figures.leftover_processes = _leftover_processes(campaign_id)
+        figures.left_behind = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*"))
         figures.leftover_folders = len(list(tmp.iterdir()))
         figures.escapes = _escapes(work)
     figures.wall = time.monotonic() - started
@@ -457,6 +459,8 @@ def render(plan: Plan, figures: Figures) -> str:
         "",
         "verdict: " + ("clean" if figures.clean else "NOT CLEAN"),
     ]
+    if figures.left_behind:
+        lines += ["", "left in TMPDIR:", *figures.left_behind[:20]]
     return "\n".join(lines)
 
 

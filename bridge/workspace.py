@@ -13,6 +13,7 @@ file; the name says whose it was.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -21,6 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from bridge.containment import current_owner
 
@@ -38,13 +40,46 @@ def temp_root() -> Path:
 @contextmanager
 def group_folder() -> Iterator[str]:
     """A fresh temporary folder for one group, locked by this process; removed on exit."""
-    with tempfile.TemporaryDirectory(prefix=f"{FOLDER_PREFIX}{current_owner().tag}-") as path:
-        descriptor = os.open(Path(path, LOCK_NAME), os.O_CREAT | os.O_RDWR | _LOCK_FLAGS, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            yield path
-        finally:
-            os.close(descriptor)
+    path = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{current_owner().tag}-")
+    descriptor = os.open(Path(path, LOCK_NAME), os.O_CREAT | os.O_RDWR | _LOCK_FLAGS, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield path
+    finally:
+        _remove(Path(path))
+        os.close(descriptor)
+
+
+def _remove(folder: Path) -> None:
+    """Remove a group folder, its lock file last: a process killed part way through leaves a
+    folder that still has its lock file, so the next start can still judge and remove it."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name == LOCK_NAME:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, onerror=_make_writable_and_retry)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(folder / LOCK_NAME)
+    os.rmdir(folder)
+
+
+def _make_writable_and_retry(function: Any, path: str, exc_info: Any) -> None:
+    # A handler may leave read-only folders behind (tempfile.TemporaryDirectory does the same).
+    exc = exc_info[1]
+    if isinstance(exc, FileNotFoundError):
+        return
+    if not isinstance(exc, PermissionError):
+        raise exc
+    os.chmod(os.path.dirname(path), 0o700)
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.chmod(path, 0o700)
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
 
 
 def remove_stale(root: Path | None = None) -> list[Path]:
@@ -85,7 +120,8 @@ def _remove_if_dead(path: Path) -> bool:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # held: its owner is alive
             return False
-        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            _remove(path)
         return not path.exists()
     finally:
         os.close(descriptor)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bridge import workspace
 from tests.conftest import bridge_command, subprocess_env
 from tests.helpers import handler, put
 
@@ -149,3 +151,27 @@ def test_a_clean_exit_leaves_no_folder(s3: Any, tmp: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "removed the temporary folder" not in done.stderr
     assert os.listdir(tmp) == []
+
+
+def test_folder_is_removed_with_its_lock_file_last(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed part way through removing a folder, the bridge must leave its lock file behind."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    removed: list[str] = []
+    real_unlink = os.unlink
+
+    def unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        removed.append(os.path.basename(path))
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    with workspace.group_folder() as path:
+        Path(path, "root").mkdir()
+        for name in ("a", "b", "z"):
+            Path(path, name).write_text(name)
+        Path(path, "root", "locked").mkdir()
+        Path(path, "root", "locked", "f").write_text("x")
+        Path(path, "root", "locked").chmod(0o500)  # a handler may leave read-only folders
+    assert removed[-1] == "owner.lock" and set(removed) >= {"a", "b", "z", "owner.lock"}
+    assert list(tmp.iterdir()) == []
