@@ -12,7 +12,8 @@ from bridge.batch import InvocationResult, Routing, process_invocation
 from bridge.engine import Engine, InvocationContext
 from bridge.errors import UNRECOGNIZED_EVENT, error_document
 from bridge.events import Invocation, PayloadError, parse_invocation
-from bridge.logs import log
+from bridge.logs import configure_logging, install_exception_logging, log
+from bridge.metrics import configure_metrics
 from bridge.settings import ConfigurationError, Settings, configuration_warnings, load_settings
 from bridge.storage import Storage, s3_client
 
@@ -37,8 +38,14 @@ def load_configuration(
     return settings, (resolve_command(settings, command) if command is not None else ())
 
 
-def log_configuration_warnings(settings: Settings) -> None:
-    """Log, once at start-up, configuration mistakes that validate (a misspelt variable...)."""
+def start_observability(settings: Settings) -> None:
+    """Logs, crash lines and metrics as configured; then, once, the configuration warnings.
+
+    Every driver calls it right after loading the configuration.
+    """
+    configure_logging(settings.log_format, settings.log_level)
+    install_exception_logging()
+    configure_metrics(settings.metrics)
     for warning in configuration_warnings(settings, os.environ):
         log(logger, logging.WARNING, warning)
 

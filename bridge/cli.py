@@ -16,14 +16,12 @@ from typing import Any, NoReturn
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge import __version__, containment, workspace
-from bridge.app import App, load_configuration, log_configuration_warnings
+from bridge.app import App, load_configuration, start_observability
 from bridge.awserrors import describe as describe_aws_error
 from bridge.errors import CONFIGURATION_ERROR, INVALID_EVENT, STARTUP_ERROR, error_document
 from bridge.events import decode_json
 from bridge.groups import ExecutionGroup
 from bridge.logs import (
-    configure_logging,
-    install_exception_logging,
     log_format_from_environment,
     report,
 )
@@ -152,9 +150,7 @@ def _split_command(
 def _configure(command: Sequence[str] | None = None) -> tuple[Settings, tuple[str, ...]]:
     """Load the configuration (and, for modes that run a handler, its command); set up logs."""
     settings, resolved = load_configuration(command)
-    configure_logging(settings.log_format, settings.log_level)
-    install_exception_logging()
-    log_configuration_warnings(settings)
+    start_observability(settings)
     return settings, resolved
 
 

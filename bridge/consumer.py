@@ -241,15 +241,16 @@ class Consumer:
             self._failed.set()
         _delete(sqs, self.options.queue_url, {mid: receipts[mid] for mid in succeeded})
         _change_visibility(sqs, self.options.queue_url, {m: receipts[m] for m in released}, 0)
-        log(
-            logger,
-            logging.INFO,
-            "batch done",
-            received=len(receipts),
-            deleted=len(succeeded),
-            failed=len(failed) - len(released),
-            released=len(released),
-        )
+        fields: dict[str, Any] = {
+            "received": len(receipts),
+            "deleted": len(succeeded),
+            "failed": len(failed) - len(released),
+            "released": len(released),
+        }
+        if len(failed) > len(released):  # ids to find in the DLQ and in the group lines
+            fields["failed_message_ids"] = [mid for mid in receipts if mid in failed - undone]
+        level = logging.WARNING if fields["failed"] else logging.INFO
+        log(logger, level, "batch done", **fields)
 
     def _run_group_or_skip(self, app: App, group: ExecutionGroup) -> GroupOutcome:
         # Groups not started before a shutdown are not started: their messages are released.

@@ -7,6 +7,7 @@ group, whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import mimetypes
@@ -26,8 +27,10 @@ from bridge.groups import ExecutionGroup
 from bridge.handler import KILL_GRACE_SECONDS, run_handler
 from bridge.jqfilter import FilterRuntimeError, FilterVerdict
 from bridge.logs import log
+from bridge.metrics import GroupMetrics, record_group
 from bridge.outcomes import GroupOutcome, Status
 from bridge.paths import ListedObject, PullItem, PullPlan, object_key, plan_event_pull, plan_pull
+from bridge.progress import Progress
 from bridge.settings import Settings
 from bridge.storage import (
     DEPTH_METADATA,
@@ -100,7 +103,8 @@ class _Report:
         try:
             yield
         finally:
-            self.timings[name] = round(time.perf_counter() - started, 4)
+            # The unit is in the key (pull_ms), so a log query needs no documentation.
+            self.timings[f"{name}_ms"] = round(1000 * (time.perf_counter() - started), 1)
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,11 @@ class Engine:
     ) -> GroupOutcome:
         """Decide (list, filter, pull plan), then pull, run the handler, diff and push."""
         report = _Report(scope=self.settings.pull_scope)
+        started: dict[str, Any] = {"bucket": group.bucket, "prefix": group.prefix}
+        started["events"] = len(group.events)
+        if group.message_ids:
+            started["message_ids"] = sorted(group.message_ids)
+        log(logger, logging.INFO, "group started", **started)
         try:
             outcome = self._run(group, context or InvocationContext(), report)
         except GroupFailure as exc:
@@ -310,11 +319,15 @@ class Engine:
         """Pull the planned objects; returns those pulled and their chain depths."""
         group = plan.group
         if plan.scope != "events":
-            result = self.storage.pull(group.bucket, plan.pull.pull, root)
+            result = self.storage.pull(
+                group.bucket, plan.pull.pull, root, _progress("pull", plan.pull.pull, group)
+            )
             _report_unverified(result.unverified, report)
             report.pulled, report.bytes_in = len(plan.pull.pull), plan.pull.total_bytes
             return plan.pull.pull, result.depths
-        fetched = self.storage.fetch(group.bucket, plan.pull.pull, root)
+        fetched = self.storage.fetch(
+            group.bucket, plan.pull.pull, root, _progress("pull", plan.pull.pull, group)
+        )
         _report_unverified(fetched.unverified, report)
         for key in fetched.missing:
             log(logger, logging.WARNING, "object skipped", key=key, why=GONE_REASON)
@@ -374,7 +387,8 @@ class Engine:
             )
             for path in candidates
         ]
-        return self.storage.push(target, root, uploads)
+        progress = Progress("push", len(uploads), _total_size(root, candidates), label=group.label)
+        return self.storage.push(target, root, uploads, progress)
 
     def _stored_etags(self, plan: GroupPlan, candidates: Sequence[str]) -> dict[str, str]:
         """ETags already stored at the candidates' keys (docs/design.md §6, §2.1)."""
@@ -396,6 +410,8 @@ class Engine:
         }
         if outcome.reason:
             fields["reason"] = outcome.reason
+            if group.message_ids:  # beside the reason: a message in the DLQ leads here
+                fields["message_ids"] = sorted(group.message_ids)
         fields.update(
             listed=report.listed,
             pulled=report.pulled,
@@ -416,6 +432,32 @@ class Engine:
         fields["timings"] = report.timings
         level = logging.ERROR if outcome.status is Status.FAILED else logging.INFO
         log(logger, level, "group summary", **fields)
+        record_group(
+            GroupMetrics(
+                bucket=group.bucket,
+                prefix=group.prefix,
+                outcome=outcome.status.value,
+                handler_ms=report.timings.get("handler_ms"),
+                bytes_in=report.bytes_in,
+                bytes_out=report.bytes_out,
+                uploaded=len(report.uploaded),
+                unchanged=report.unchanged,
+            )
+        )
+
+
+def _progress(what: str, items: Sequence[PullItem], group: ExecutionGroup) -> Progress:
+    total = sum(item.obj.size for item in items)
+    return Progress(what, len(items), total, label=group.label)
+
+
+def _total_size(root: Path, paths: Sequence[str]) -> int:
+    """Bytes of the files at ``paths`` under ``root`` (symlinks not followed), for progress."""
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            total += (root / path).lstat().st_size
+    return total
 
 
 def _report_unverified(keys: Sequence[str], report: _Report) -> None:

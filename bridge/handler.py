@@ -18,17 +18,20 @@ import signal
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
 from bridge import containment
-from bridge.logs import log
+from bridge.logs import log, printable
 
 logger = logging.getLogger("bridge.handler")
 
 KILL_GRACE_SECONDS = 5.0
 FORWARD_PIECE_BYTES = 64 * 1024  # longer output lines are forwarded in pieces of this size
+STDERR_TAIL_LINES = 5  # kept for the failure reason (a traceback's last lines say what failed)
+STDERR_TAIL_WIDTH = 300  # characters kept of each of those lines
 
 # Process groups of the handlers running now, so a driver can stop them all at shutdown.
 _running: set[int] = set()
@@ -42,6 +45,7 @@ class HandlerResult:
     exit_code: int | None
     timed_out: bool = False
     start_error: str | None = None
+    stderr_tail: tuple[str, ...] = ()  # its last stderr lines, for the failure reason
 
     @property
     def ok(self) -> bool:
@@ -49,14 +53,18 @@ class HandlerResult:
         return self.exit_code == 0 and not self.timed_out and self.start_error is None
 
     def describe(self) -> str:
-        """Why the handler failed (or ``exited 0``)."""
+        """Why the handler failed (or ``exited 0``), with the last lines of its stderr."""
         if self.start_error is not None:
             return f"handler could not be started: {self.start_error}"
         if self.timed_out:
-            return "handler timed out and was stopped"
-        if self.exit_code is not None and self.exit_code < 0:
-            return f"handler was killed by signal {signal.Signals(-self.exit_code).name}"
-        return f"handler exited with status {self.exit_code}"
+            what = "handler timed out and was stopped"
+        elif self.exit_code is not None and self.exit_code < 0:
+            what = f"handler was killed by signal {signal.Signals(-self.exit_code).name}"
+        else:
+            what = f"handler exited with status {self.exit_code}"
+        if self.stderr_tail:
+            what += "; its stderr ended with: " + " | ".join(self.stderr_tail)
+        return what
 
 
 def run_handler(
@@ -91,9 +99,10 @@ def run_handler(
     assert process.stdout is not None and process.stderr is not None
     with _running_lock:
         _running.add(process.pid)
+    stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     forwarders = [
         _forward(process.stdout, "stdout", tags),
-        _forward(process.stderr, "stderr", tags),
+        _forward(process.stderr, "stderr", tags, keep=stderr_tail),
     ]
     timed_out = False
     try:
@@ -119,7 +128,9 @@ def run_handler(
         containment.reap_orphans()
         for forwarder in forwarders:
             forwarder.join(timeout=kill_grace)
-    return HandlerResult(exit_code=process.returncode, timed_out=timed_out)
+    return HandlerResult(
+        exit_code=process.returncode, timed_out=timed_out, stderr_tail=tuple(stderr_tail)
+    )
 
 
 def stop_all_handlers(kill_grace: float | None = None, wait: bool = False) -> None:
@@ -161,10 +172,13 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def _forward(stream: IO[bytes], name: str, tags: Mapping[str, str]) -> threading.Thread:
+def _forward(
+    stream: IO[bytes], name: str, tags: Mapping[str, str], keep: deque[str] | None = None
+) -> threading.Thread:
     """Log each line of ``stream`` as it comes; a line longer than ``FORWARD_PIECE_BYTES`` is
     logged in pieces of at most that size, numbered ``part`` 1, 2, ... (memory stays bounded
-    whatever the handler writes on one line)."""
+    whatever the handler writes on one line). ``keep`` collects the last non-blank lines (or
+    pieces), shortened, for a failure reason."""
     context = contextvars.copy_context()  # keeps the request id on forwarded lines
 
     def pump() -> None:
@@ -176,6 +190,8 @@ def _forward(stream: IO[bytes], name: str, tags: Mapping[str, str]) -> threading
                 text = decoder.decode(raw, final=not cut)
                 if not cut:
                     text = text.rstrip("\r\n")
+                if keep is not None and text.strip():
+                    keep.append(printable(text.strip())[:STDERR_TAIL_WIDTH])
                 if part == 0 and not cut:
                     log(logger, logging.INFO, text, stream=name, **tags)
                     continue

@@ -20,6 +20,9 @@ from types import TracebackType
 from typing import Any, TextIO
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
+# Lambda names the function in every execution environment; JSON lines carry it.
+FUNCTION_NAME_VAR = "AWS_LAMBDA_FUNCTION_NAME"
 
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
 _CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
@@ -55,13 +58,30 @@ def log(logger: logging.Logger, level: int, message: str, /, **fields: Any) -> N
 
 
 @contextmanager
-def request_context(value: str | None) -> Iterator[None]:
-    """Attach request id ``value`` to every line logged inside the block (this thread)."""
+def request_context(value: str | None, trace_header: str | None = None) -> Iterator[None]:
+    """Attach request id ``value`` (and the X-Ray trace) to every line logged inside the block.
+
+    ``trace_header`` is Lambda's ``Root=1-...;Parent=...;Sampled=1``; JSON lines carry its
+    root as ``xray_trace_id``, the name AWS's own tooling filters on.
+    """
     token = request_id.set(value)
+    trace_token = trace_id.set(xray_root(trace_header))
     try:
         yield
     finally:
+        trace_id.reset(trace_token)
         request_id.reset(token)
+
+
+def xray_root(header: str | None) -> str | None:
+    """The trace id (``1-5759e988-bd862e3fe1be46a994272793``) of an X-Ray trace header."""
+    if not header:
+        return None
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "Root" and value:
+            return value
+    return None
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -99,7 +119,9 @@ def _text_value(value: Any) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ``timestamp``, ``level``, ``message``, ``requestId``, fields."""
+    """One JSON object per line: ``timestamp``, ``level``, ``message``, then when known
+    ``requestId``, ``xray_trace_id`` and ``function_name`` (what CloudWatch users filter on),
+    then the line's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -110,6 +132,12 @@ class JsonFormatter(logging.Formatter):
         rid = request_id.get()
         if rid:
             entry["requestId"] = rid
+        trace = trace_id.get()
+        if trace:
+            entry["xray_trace_id"] = trace
+        function = os.environ.get(FUNCTION_NAME_VAR)
+        if function:
+            entry["function_name"] = function
         for key, value in _fields(record).items():
             entry.setdefault(key, _printable_json(value))
         if record.exc_info:

@@ -36,14 +36,12 @@ from types import FrameType
 from typing import Any, Protocol
 
 from bridge import errors
-from bridge.app import Answer, App, load_configuration, log_configuration_warnings
+from bridge.app import Answer, App, load_configuration, start_observability
 from bridge.engine import Deadline, InvocationContext
 from bridge.events import PayloadError, decode_json
 from bridge.handler import stop_all_handlers
 from bridge.logs import (
     JsonFormatter,
-    configure_logging,
-    install_exception_logging,
     log,
     log_format_from_environment,
     request_context,
@@ -98,7 +96,7 @@ class Poller:
         served = 0
         while limit is None or served < limit:
             invocation = self.client.next_invocation()
-            with request_context(invocation.request_id):
+            with request_context(invocation.request_id, invocation.trace_id):
                 self.serve_one(invocation)
             served += 1
 
@@ -112,7 +110,9 @@ class Poller:
             fields["error_type"] = answer.body.get("errorType")
             fields["error"] = answer.body.get("errorMessage")
         elif not answer.all_succeeded:
-            fields["failed_messages"] = len(answer.body.get("batchItemFailures", []))
+            ids = [item.get("itemIdentifier") for item in answer.body.get("batchItemFailures", [])]
+            fields["failed_messages"] = len(ids)
+            fields["failed_message_ids"] = ids
         if invocation.function_arn:
             fields["function_arn"] = invocation.function_arn
         fields["seconds"] = round(time.monotonic() - started, 3)
@@ -205,9 +205,7 @@ def serve(
     (Lambda then starts a new execution environment), 0 on SIGTERM.
     """
     settings, handler = load_configuration(command)
-    configure_logging(settings.log_format, settings.log_level)
-    install_exception_logging()
-    log_configuration_warnings(settings)
+    start_observability(settings)
     concurrency = max_concurrency(os.environ)
     try:
         pollers = [

@@ -36,6 +36,7 @@ from botocore.exceptions import (
 from bridge import integrity
 from bridge.logs import log
 from bridge.paths import ListedObject, PullItem
+from bridge.progress import Progress
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -220,16 +221,28 @@ class Storage:
 
     # --- pull ------------------------------------------------------------------------------
 
-    def pull(self, bucket: str, items: Sequence[PullItem], root: Path) -> PullResult:
+    def pull(
+        self,
+        bucket: str,
+        items: Sequence[PullItem],
+        root: Path,
+        progress: Progress | None = None,
+    ) -> PullResult:
         """Download listed ``items`` under ``root`` in parallel, streaming to disk, verified.
 
         Sizes and ETags come from the listing: no HeadObject. Each file's mtime is set to its
         object's listed LastModified (the snapshot relies on it). Raises ``IntegrityError``
         when bytes do not match the object's checksum or ETag.
         """
-        return self._pull(bucket, items, root, events=False)
+        return self._pull(bucket, items, root, events=False, progress=progress)
 
-    def fetch(self, bucket: str, items: Sequence[PullItem], root: Path) -> PullResult:
+    def fetch(
+        self,
+        bucket: str,
+        items: Sequence[PullItem],
+        root: Path,
+        progress: Progress | None = None,
+    ) -> PullResult:
         """Download the triggering objects ``items`` (``PULL_SCOPE=events``) under ``root``.
 
         Sized from their events: one GetObject each (ranged GETs for large ones), no
@@ -237,17 +250,26 @@ class Storage:
         raised; one replaced since its event is pulled as it is now. Each file's mtime is set
         to the LastModified of the GetObject response.
         """
-        return self._pull(bucket, items, root, events=True)
+        return self._pull(bucket, items, root, events=True, progress=progress)
 
-    def _pull(self, bucket: str, items: Sequence[PullItem], root: Path, events: bool) -> PullResult:
+    def _pull(
+        self,
+        bucket: str,
+        items: Sequence[PullItem],
+        root: Path,
+        events: bool,
+        progress: Progress | None,
+    ) -> PullResult:
         for folder in {(root / item.path).parent for item in items}:
             folder.mkdir(parents=True, exist_ok=True)
-        outcomes = self._run_all(
-            [
-                functools.partial(self._pull_one, bucket, item, root / item.path, events)
-                for item in items
-            ]
-        )
+
+        def pull_one(item: PullItem) -> bool | None:
+            outcome = self._pull_one(bucket, item, root / item.path, events)
+            if progress is not None:
+                progress.object_done(item.obj.size if outcome is not None else 0)
+            return outcome
+
+        outcomes = self._run_all([functools.partial(pull_one, item) for item in items])
         keys = [item.obj.key for item in items]
         missing = {key for key, outcome in zip(keys, outcomes, strict=True) if outcome is None}
         pulled = [item for item in items if item.obj.key not in missing]
@@ -363,7 +385,13 @@ class Storage:
 
     # --- push ------------------------------------------------------------------------------
 
-    def push(self, bucket: str, root: Path, uploads: Sequence[Upload]) -> PushResult:
+    def push(
+        self,
+        bucket: str,
+        root: Path,
+        uploads: Sequence[Upload],
+        progress: Progress | None = None,
+    ) -> PushResult:
         """Upload ``uploads`` (files under ``root``) to ``bucket`` in parallel.
 
         Each file is opened once without following symlinks (at any level under ``root``)
@@ -371,9 +399,14 @@ class Storage:
         file swapped after the diff is never read from elsewhere. Single-part uploads carry
         ``Content-MD5``. Returns what was uploaded, skipped as unchanged, or refused.
         """
-        outcomes = self._run_all(
-            [functools.partial(self._push_one, bucket, root, upload) for upload in uploads]
-        )
+
+        def push_one(upload: Upload) -> int | str | None:
+            outcome = self._push_one(bucket, root, upload)
+            if progress is not None:
+                progress.object_done(outcome if isinstance(outcome, int) else 0)
+            return outcome
+
+        outcomes = self._run_all([functools.partial(push_one, upload) for upload in uploads])
         uploaded, unchanged, sent, refused = [], 0, 0, {}
         for upload, outcome in zip(uploads, outcomes, strict=True):
             if isinstance(outcome, str):

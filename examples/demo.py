@@ -160,12 +160,11 @@ def print_timings(steps: list[Step]) -> None:
         scopes = sorted({str(summary.get("scope", "?")) for summary in summaries})
         for summary in summaries:
             outcomes[summary["outcome"]] += 1
-            for phase, seconds in summary.get("timings", {}).items():
-                sums[phase].append(seconds)
+            for phase, millis in summary.get("timings", {}).items():
+                sums[phase.removesuffix("_ms")].append(millis)
         counted = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
         cells = "".join(
-            f"{1000 * sum(sums[p]) / len(sums[p]):>9.1f}" if sums[p] else f"{'-':>9}"
-            for p in phases
+            f"{sum(sums[p]) / len(sums[p]):>9.1f}" if sums[p] else f"{'-':>9}" for p in phases
         )
         transfers = f"{totals['uploaded']}/{totals['unchanged']}"
         print(

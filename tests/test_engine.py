@@ -953,7 +953,7 @@ def test_one_summary_line_per_group(src: Any, caplog: pytest.LogCaptureFixture) 
     assert first["bucket"] == BUCKET and first["events"] == ["in/a.txt"]
     assert (first["listed"], first["pulled"], first["uploaded"], first["bytes_in"]) == (2, 1, 1, 1)
     assert first["skipped"] == {"in/b.csv": "does not match PULL_MATCH_KEYS"}
-    assert {"list", "pull", "handler", "diff", "push"} <= set(first["timings"])
+    assert {"list_ms", "pull_ms", "handler_ms", "diff_ms", "push_ms"} <= set(first["timings"])
 
 
 def test_engine_is_reusable_for_many_groups(src: Any, counter: Path) -> None:

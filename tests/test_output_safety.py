@@ -14,6 +14,7 @@ from bridge.engine import Engine
 from bridge.events import ObjectEvent
 from bridge.groups import ExecutionGroup
 from bridge.outcomes import Status
+from bridge.progress import Progress
 from bridge.settings import load_settings
 from bridge.storage import PushResult, Storage, Upload, s3_client
 from tests.conftest import MotoServer
@@ -28,7 +29,13 @@ class SwappingStorage(Storage):
         super().__init__(s3_client(4), 4)
         self.secret = secret
 
-    def push(self, bucket: str, root: Path, uploads: Sequence[Upload]) -> PushResult:
+    def push(
+        self,
+        bucket: str,
+        root: Path,
+        uploads: Sequence[Upload],
+        progress: Progress | None = None,
+    ) -> PushResult:
         (root / "out" / "a.txt").unlink()
         (root / "out" / "a.txt").symlink_to(self.secret)
         nested = root / "out" / "deep"
@@ -36,7 +43,7 @@ class SwappingStorage(Storage):
             file.unlink()
         nested.rmdir()
         nested.symlink_to(self.secret.parent)  # out/deep/b.txt now resolves outside the root
-        return super().push(bucket, root, uploads)
+        return super().push(bucket, root, uploads, progress)
 
 
 def test_an_output_swapped_for_a_symlink_after_the_diff_is_not_uploaded(

@@ -1,0 +1,73 @@
+"""Progress of long pulls and pushes: objects, bytes and rate, at most every few seconds.
+
+A pull of 20,000 objects is silent for minutes otherwise; an on-call engineer then cannot
+tell a slow transfer from a hung one. Transfers report each finished object here (from many
+threads); a line is logged when ``interval`` seconds have passed since the last one, never
+more often, and never for a transfer that ends first. The unit is the object: one huge
+object shows no progress until it is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from bridge.logs import log
+
+logger = logging.getLogger("bridge.progress")
+
+INTERVAL_SECONDS = 5.0
+
+
+class Progress:
+    """Counts one transfer phase (``what``: pull, push) and logs it now and then."""
+
+    def __init__(
+        self,
+        what: str,
+        objects_total: int,
+        bytes_total: int,
+        *,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        label: str = "",
+    ) -> None:
+        self.what = what
+        self.label = label
+        self.objects_total, self.bytes_total = objects_total, bytes_total
+        self.objects_done = self.bytes_done = 0
+        self._interval = INTERVAL_SECONDS if interval is None else interval
+        self._clock = clock
+        self._started = self._last = clock()
+        self._lock = threading.Lock()
+
+    def object_done(self, size: int) -> None:
+        """One more object finished, ``size`` bytes of it transferred."""
+        with self._lock:
+            self.objects_done += 1
+            self.bytes_done += size
+        self._maybe_report()
+
+    def _maybe_report(self) -> None:
+        now = self._clock()
+        with self._lock:
+            if now - self._last < self._interval:
+                return
+            self._last = now
+            objects, transferred = self.objects_done, self.bytes_done
+        elapsed = max(now - self._started, 1e-9)
+        fields: dict[str, object] = {"group": self.label} if self.label else {}
+        log(
+            logger,
+            logging.INFO,
+            f"{self.what} progress",
+            **fields,
+            objects_done=objects,
+            objects_total=self.objects_total,
+            bytes_done=transferred,
+            bytes_total=self.bytes_total,
+            mib_per_s=round(transferred / elapsed / 2**20, 2),
+            elapsed_ms=round(1000 * elapsed),
+        )
