@@ -423,7 +423,7 @@ class Storage:
         try:
             fd = open_beneath(root, upload.path)
         except (OSError, ValueError) as exc:
-            log_refused(upload, str(exc))
+            _log_refused(upload, str(exc))
             return str(exc)
         with os.fdopen(fd, "rb") as stream:
             size = os.fstat(fd).st_size
@@ -601,7 +601,7 @@ def open_beneath(root: Path, relative: str) -> int:
     return fd
 
 
-def log_refused(upload: Upload, why: str) -> None:
+def _log_refused(upload: Upload, why: str) -> None:
     """An output the diff found that can no longer be uploaded safely."""
     log(logger, logging.WARNING, "output not uploaded", path=upload.path, why=why)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import bridge.storage
 from bridge.engine import Engine
 from bridge.events import ObjectEvent
 from bridge.groups import ExecutionGroup
@@ -19,6 +20,7 @@ from bridge.settings import load_settings
 from bridge.storage import PushResult, Storage, Upload, s3_client
 from tests.conftest import MotoServer
 from tests.helpers import handler, objects, put
+from tests.test_storage import LARGE, pattern
 
 
 class SwappingStorage(Storage):
@@ -72,3 +74,36 @@ def test_an_output_swapped_for_a_symlink_after_the_diff_is_not_uploaded(
     assert all(b"secret" not in body for body in objects(s3, "src").values())
     [summary] = [r for r in caplog.records if r.getMessage() == "group summary"]
     assert set(getattr(summary, "fields", {})["not_uploaded"]) == {"out/a.txt", "out/deep/b.txt"}
+
+
+@pytest.mark.parametrize("size", [100, LARGE], ids=["single-part", "multipart"])
+def test_an_output_swapped_once_opened_is_uploaded_from_the_opened_file(
+    aws: MotoServer,
+    s3: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+) -> None:
+    """The file is hashed and uploaded from the descriptor opened first (s3transfer reopens
+    a multipart upload's file per part: through /proc/self/fd, never by its name)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "out.bin").write_bytes(pattern(size, seed=1))
+    secret = tmp_path / "secret"
+    secret.write_bytes(pattern(size, seed=2))  # same size: nothing but the content differs
+    opened = bridge.storage.open_beneath
+
+    def open_then_swap(folder: Path, relative: str) -> int:
+        fd = opened(folder, relative)
+        (folder / relative).unlink()
+        (folder / relative).symlink_to(secret)
+        return fd
+
+    monkeypatch.setattr(bridge.storage, "open_beneath", open_then_swap)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
+    s3.create_bucket(Bucket="bkt")
+
+    result = Storage(s3_client(4), 4).push("bkt", root, [Upload("out.bin", "out.bin", "x/y", {})])
+
+    assert result.uploaded == ("out.bin",)
+    assert s3.get_object(Bucket="bkt", Key="out.bin")["Body"].read() == pattern(size, seed=1)
