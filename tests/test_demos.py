@@ -21,11 +21,15 @@ def run_demo(script: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 def test_make_demo_pipeline_succeeds() -> None:
-    """The full demo: map-reduce word count and thumbnails through consume workers."""
+    """The full demo: the example pipeline files through `pipeline up --until-idle`."""
     result = run_demo("demo.py", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo succeeded" in result.stdout
     assert "word count over 3 texts" in result.stdout
+    for example in ("wordcount", "thumbnails", "tenants"):
+        assert f"pipeline up examples/{example}/pipeline.yaml" in result.stdout
+        assert f"  {example}: exit 0" in result.stdout
+    assert re.search(r"^  tenant-2/silver/customers\.json +3 records", result.stdout, re.M)
     # The classic layout: thumbnails/<name> at the top of the processed bucket, at most
     # 200 px wide; the small icon is not enlarged.
     assert re.search(r"^  thumbnails/sunset\.jpg +200x150 JPEG", result.stdout, re.M)
@@ -41,8 +45,10 @@ def test_make_demo_pipeline_succeeds() -> None:
             re.M,
         )
     }
-    assert set(rows) == {"wordcount-map", "wordcount-reduce", "thumbnails"}, result.stdout
-    for step in ("wordcount-map", "thumbnails"):
+    assert set(rows) == {"wordcount-map", "wordcount-reduce", "thumbnails", "tenants"}, (
+        result.stdout
+    )
+    for step in ("wordcount-map", "thumbnails", "tenants"):
         assert (rows[step]["scope"], rows[step]["listed"], rows[step]["pulled"]) == (
             "events",
             "0",

@@ -111,6 +111,7 @@ def test_not_yaml_is_one_problem(tmp_path: Path) -> None:
         ("wordcount", "map", "map.env"),
         ("wordcount", "reduce", "reduce.env"),
         ("thumbnails", "thumbnails", "thumbnails.env"),
+        ("tenants", "tenants", "tenants.env"),
     ],
 )
 def test_steps_are_exactly_the_example_env_files(

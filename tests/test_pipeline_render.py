@@ -370,3 +370,9 @@ def test_graph_of_thumbnails(capsys: pytest.CaptureFixture[str]) -> None:
     nodes, edges = mermaid_graph(capsys, EXAMPLES / "thumbnails" / "pipeline.yaml")
     assert nodes == {"b0": "uploads", "b1": "processed-images"}
     assert edges == [("b0", "thumbnails: * → thumbnails/, metadata/", "b1")]
+
+
+def test_graph_of_tenants(capsys: pytest.CaptureFixture[str]) -> None:
+    nodes, edges = mermaid_graph(capsys, EXAMPLES / "tenants" / "pipeline.yaml")
+    assert nodes == {"b0": "tenants"}
+    assert edges == [("b0", "tenants: *.csv → silver/", "b0")]
