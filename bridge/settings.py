@@ -21,6 +21,17 @@ from bridge.jqfilter import ExecutionFilter, FilterCompileError
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LAMBDA_FUNCTION_VAR = "AWS_LAMBDA_FUNCTION_NAME"  # set by Lambda in every execution environment
+# Set by Lambda from the function's application log level (JSON log format only).
+LAMBDA_LOG_LEVEL_VAR = "AWS_LAMBDA_LOG_LEVEL"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+_LAMBDA_LOG_LEVELS: dict[str, LogLevel] = {
+    "TRACE": "DEBUG",
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "WARN": "WARNING",
+    "ERROR": "ERROR",
+    "FATAL": "ERROR",
+}
 
 
 class ConfigurationError(Exception):
@@ -110,7 +121,11 @@ class Settings(BaseSettings):
             "json" if os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON" else "text"
         )
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: LogLevel = Field(
+        default_factory=lambda: _LAMBDA_LOG_LEVELS.get(
+            os.environ.get(LAMBDA_LOG_LEVEL_VAR, "").strip().upper(), "INFO"
+        )
+    )
     # On by default under Lambda only: docs/design.md §3 says why.
     metrics: Literal["emf", "off"] = Field(
         default_factory=lambda: "emf" if os.environ.get(LAMBDA_FUNCTION_VAR) else "off"
@@ -185,7 +200,7 @@ UNSET_MEANING = {
     "SKIP_UNCHANGED": "true: outputs equal to the stored object are not uploaded",
     "MAX_CHAIN_DEPTH": "16",
     "LOG_FORMAT": "text (json when AWS_LAMBDA_LOG_FORMAT=JSON)",
-    "LOG_LEVEL": "INFO",
+    "LOG_LEVEL": "INFO (under Lambda with JSON logs: the function's application log level)",
     "METRICS": "emf under Lambda (AWS_LAMBDA_FUNCTION_NAME set), else off",
 }
 

@@ -40,6 +40,7 @@ CONFIG_VARIABLES = (
     "MAX_CHAIN_DEPTH",
     "LOG_FORMAT",
     "LOG_LEVEL",
+    "METRICS",
 )
 
 # Every action the function's role may perform, and nothing else.
@@ -54,7 +55,11 @@ ALLOWED_ACTIONS = {
     "sqs:GetQueueAttributes",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
+    "xray:PutTraceSegments",  # with Tracing=Active only
+    "xray:PutTelemetryRecords",
 }
+# X-Ray actions take no resource-level permission: "*" is their only possible resource.
+WILDCARD_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 # cfn-lint's exit code is a bitmask: 2 errors, 4 warnings, 8 informational (1: it failed).
 CFN_LINT_WARNING, CFN_LINT_INFO = 4, 8
@@ -350,7 +355,8 @@ def test_function_role_is_least_privilege(
             assert "*" not in action, f"wildcard action {action}"
             granted.setdefault(action, []).extend(_as_list(statement["Resource"]))
         for resource in _as_list(statement["Resource"]):
-            assert resource != "*", f"Resource '*' for {actions}"
+            allowed = set(actions) <= WILDCARD_RESOURCE_ACTIONS
+            assert resource != "*" or allowed, f"Resource '*' for {actions}"
     assert set(granted) == ALLOWED_ACTIONS
 
     queue_arn = {"Fn::GetAtt": ["Queue", "Arn"]}
@@ -409,7 +415,7 @@ def test_list_bucket_only_when_the_bridge_lists(
     assert "${TargetBucketName}/${AccessPrefix}*" in repr(statement["Resource"])
     assert _condition(template, condition, parameters) is reads_target
     # Nothing else is conditional: reads of the source and writes of the target always hold.
-    assert set(conditional) == {"ListBuckets", "ReadTargetObjects"}
+    assert set(conditional) == {"ListBuckets", "ReadTargetObjects", "WriteTraces"}
 
 
 def test_every_configuration_variable_is_a_parameter(
@@ -542,3 +548,73 @@ def test_manifest_scales_on_queue_depth_with_keda(manifest: dict[str, dict[str, 
     assert auth["spec"]["podIdentity"]["provider"] == "aws"
     text = MANIFEST.read_text(encoding="utf-8")
     assert "OPTIONAL" in text.split("kind: TriggerAuthentication")[0], "KEDA marked optional"
+
+
+# --- operations: logs, tracing, concurrency, metrics, namespace --------------------------
+
+
+def test_function_logs_json_at_a_chosen_level_by_default(
+    template: dict[str, Any], function: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parameters = template["Parameters"]
+    logging_config = function["LoggingConfig"]
+    assert logging_config["LogFormat"] == {"Ref": "FunctionLogFormat"}
+    assert parameters["FunctionLogFormat"]["Default"] == "JSON"
+    # Lambda accepts an application log level only with the JSON format.
+    condition, level, otherwise = logging_config["ApplicationLogLevel"]["Fn::If"]
+    assert level == {"Ref": "ApplicationLogLevel"} and otherwise == {"Ref": "AWS::NoValue"}
+    assert _condition(template, condition, {}) is True
+    assert _condition(template, condition, {"FunctionLogFormat": "Text"}) is False
+    # Lambda hands both to the bridge (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL).
+    expected = {"TRACE": "DEBUG", "DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARNING"}
+    expected |= {"ERROR": "ERROR", "FATAL": "ERROR"}
+    assert set(parameters["ApplicationLogLevel"]["AllowedValues"]) == set(expected)
+    monkeypatch.setenv("AWS_LAMBDA_LOG_FORMAT", "JSON")
+    for lambda_level, bridge_level in expected.items():
+        monkeypatch.setenv("AWS_LAMBDA_LOG_LEVEL", lambda_level)
+        settings = load_settings()
+        assert (settings.log_format, settings.log_level) == ("json", bridge_level)
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")  # the bridge's own variable still wins
+    assert load_settings().log_level == "DEBUG"
+
+
+def test_tracing_is_a_parameter_and_active_tracing_may_write_traces(
+    template: dict[str, Any], resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    assert function["Tracing"] == {"Ref": "Tracing"}
+    assert set(template["Parameters"]["Tracing"]["AllowedValues"]) == {"PassThrough", "Active"}
+    condition, statement = _conditional_statements(resources["FunctionRole"])["WriteTraces"]
+    assert set(statement["Action"]) == WILDCARD_RESOURCE_ACTIONS
+    assert _condition(template, condition, {"Tracing": "Active"}) is True
+    assert _condition(template, condition, {}) is False
+
+
+def test_reserved_concurrency_is_an_optional_parameter(
+    template: dict[str, Any], function: dict[str, Any]
+) -> None:
+    condition, value, otherwise = function["ReservedConcurrentExecutions"]["Fn::If"]
+    assert value == {"Ref": "ReservedConcurrency"} and otherwise == {"Ref": "AWS::NoValue"}
+    assert _condition(template, condition, {}) is False  # default: no reservation
+    assert _condition(template, condition, {"ReservedConcurrency": "5"}) is True
+
+
+def test_every_operations_parameter_is_in_the_console_groups(template: dict[str, Any]) -> None:
+    grouped = {
+        name
+        for group in template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+        for name in group["Parameters"]
+    }
+    assert set(template["Parameters"]) == grouped
+
+
+def test_manifest_lives_in_its_namespace_with_requests_and_limits(
+    manifest: dict[str, dict[str, Any]],
+) -> None:
+    namespace = manifest["Namespace"]["metadata"]["name"]
+    for kind, document in manifest.items():
+        if kind != "Namespace":
+            assert document["metadata"]["namespace"] == namespace, kind
+    resources = _container(manifest)["resources"]
+    assert {"cpu", "memory", "ephemeral-storage"} <= set(resources["requests"])
+    assert {"memory", "ephemeral-storage"} <= set(resources["limits"])
+    assert manifest["ConfigMap"]["data"]["METRICS"] in ("off", "emf")
