@@ -263,7 +263,11 @@ def start_guard() -> None:
     owner = current_owner()
     with _lock:
         guard = _state.get("guard")
-        if isinstance(guard, subprocess.Popen) and _state.get("guard_owner") == owner:
+        if (
+            isinstance(guard, subprocess.Popen)
+            and _state.get("guard_owner") == owner
+            and guard.poll() is None  # a guard that died (OOM, a stray kill) is replaced
+        ):
             return
         guard = subprocess.Popen(
             [sys.executable, "-I", "-S", os.path.abspath(__file__), f"{owner.tag}."],
@@ -273,6 +277,17 @@ def start_guard() -> None:
         )
         _spawned.add(guard.pid)
         _state["guard"], _state["guard_owner"] = guard, owner
+
+
+def stop_guard() -> None:
+    """Close the guard's pipe, as this process's end would, and wait for the guard to exit."""
+    with _lock:
+        guard = _state.pop("guard", None)
+    if isinstance(guard, subprocess.Popen):
+        if guard.stdin is not None:
+            guard.stdin.close()
+        guard.wait()
+        spawned_done(guard.pid)
 
 
 def guard_pid() -> int | None:

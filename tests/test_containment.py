@@ -7,6 +7,7 @@ pipes open and writes ``late.txt`` into the root folder once the handler is gone
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,8 +23,10 @@ import pytest
 from bridge import containment
 from bridge.groups import ExecutionGroup
 from bridge.handler import run_handler
+from bridge.samples import sample_payload
 from tests.conftest import bridge_command, subprocess_env
 from tests.helpers import handler, make_engine, objects, put, s3_notification
+from tests.runtime_api import FakeRuntimeApi
 
 GUARD_SECONDS = 60.0  # a guard against hanging, never a timing assertion
 TAGS = {"group": "s3://bkt/in/"}
@@ -178,6 +181,31 @@ def test_kill_marked_spares_unmarked_and_recycled_processes(tmp_path: Path) -> N
             process.wait()
 
 
+def test_a_dead_guard_is_replaced_and_a_guard_kills_what_its_bridge_marked() -> None:
+    containment.start_guard()
+    first = containment.guard_pid()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: is_gone(first), "the guard to die")
+    containment.start_guard()
+    second = containment.guard_pid()
+    assert second is not None and second != first
+    # This process's marked processes are the guard's to kill once the pipe closes.
+    token = containment.new_group_token()
+    marked = subprocess.Popen(
+        [sys.executable, "-c", "import time\nwhile True: time.sleep(1)"],
+        env={**os.environ, containment.MARKER_VAR: token},
+    )
+    try:
+        wait_until(lambda: containment.marked_processes(token), "the marker")
+        containment.stop_guard()
+        assert marked.wait(timeout=GUARD_SECONDS) == -signal.SIGKILL
+        assert is_gone(second)
+    finally:
+        marked.kill()
+        marked.wait()
+
+
 # --------------------------------------------------------------------------- a whole group
 
 
@@ -255,6 +283,29 @@ def test_kill_9_of_consume_leaves_no_handler_process(
     sqs.send_message(QueueUrl=queue, MessageBody=s3_notification("bkt", ["in/a.txt"]))
     bridge = start_bridge(["consume", "--queue-url", queue, "--wait-time", "1"], tmp_path)
     kill_9_and_expect_no_handler_left(bridge, tmp_path, strays)
+
+
+def test_kill_9_of_invoke_leaves_no_handler_process(
+    s3: Any, tmp_path: Path, strays: list[int]
+) -> None:
+    s3.create_bucket(Bucket="bkt")
+    put(s3, "bkt", "in/a.txt", "a")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(sample_payload("s3", "bkt", "in/a.txt")))
+    bridge = start_bridge(["invoke", "--event", str(event)], tmp_path)
+    kill_9_and_expect_no_handler_left(bridge, tmp_path, strays)
+
+
+def test_kill_9_of_the_lambda_runtime_leaves_no_handler_process(
+    s3: Any, tmp_path: Path, strays: list[int]
+) -> None:
+    """As when a Lambda emulator kills the runtime mid-invocation."""
+    s3.create_bucket(Bucket="bkt")
+    put(s3, "bkt", "in/a.txt", "a")
+    with FakeRuntimeApi() as api:
+        api.enqueue(sample_payload("s3", "bkt", "in/a.txt"))
+        bridge = start_bridge(["lambda"], tmp_path, AWS_LAMBDA_RUNTIME_API=api.address)
+        kill_9_and_expect_no_handler_left(bridge, tmp_path, strays)
 
 
 def test_consume_adopts_and_reaps_an_escaped_daemon(
