@@ -92,23 +92,53 @@ def _silence_stdout() -> None:
 
 
 def _dispatch(args: list[str]) -> int:
+    runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if args and args[0] in MODES:
         mode, rest = args[0], args[1:]
+    elif not args and runtime_api:
+        # ENTRYPOINT ["s3-event-bridge"] with no CMD: the handler comes from HANDLER_COMMAND.
+        mode, rest = "lambda", []
     elif not args:
-        raise UsageError(f"no mode given (modes: {', '.join(MODES)}); see '{PROG} --help'")
+        raise UsageError(
+            f"no mode given (modes: {', '.join(MODES)}; with AWS_LAMBDA_RUNTIME_API set, no "
+            f"arguments means lambda); see '{PROG} --help'"
+        )
     elif args[0] in ("-h", "--help"):
         _top_parser().print_help()
         return EXIT_OK
     elif args[0] == "--version":
         print(f"{PROG} {__version__}")
         return EXIT_OK
-    elif os.environ.get("AWS_LAMBDA_RUNTIME_API") and "lambda" in MODES:
+    elif runtime_api and "lambda" in MODES:
         mode, rest = "lambda", ["--", *args]
     else:
         raise UsageError(
             f"unknown mode {args[0]!r} (modes: {', '.join(MODES)}); a bare handler command "
             "runs lambda mode only when AWS_LAMBDA_RUNTIME_API is set"
         )
+    if mode == "lambda" and runtime_api:
+        return _start_lambda(runtime_api, rest)
+    return _parse_and_run(mode, rest)
+
+
+def _start_lambda(address: str, rest: list[str]) -> int:
+    """Lambda mode under a Runtime API: every start-up failure goes to ``init/error`` first,
+    so that it shows in the function's logs and the invocation fails at once (exit 2)."""
+    from bridge import runtime
+
+    try:
+        return _parse_and_run("lambda", rest)
+    except UsageError as exc:
+        runtime.fail_init(address, STARTUP_ERROR, [f"{PROG}: {exc}"])
+    except ConfigurationError as exc:
+        lines = [f"{PROG}: configuration error: {problem}" for problem in exc.problems]
+        runtime.fail_init(address, CONFIGURATION_ERROR, lines)
+    except Exception as exc:  # a bug, or the host refusing what the runtime needs
+        runtime.fail_init(address, STARTUP_ERROR, [f"{PROG}: {type(exc).__name__}: {exc}"])
+    return EXIT_USAGE
+
+
+def _parse_and_run(mode: str, rest: list[str]) -> int:
     parser = _mode_parser(mode)
     try:
         options, command = _split_command(parser, rest)

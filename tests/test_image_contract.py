@@ -211,6 +211,42 @@ def test_dockerfile_is_a_base_image_to_build_from() -> None:
     assert {f"!{name}" for name in ("pyproject.toml", "README.md", "bridge/")} <= set(ignored)
 
 
+def lambda_env(image: Image, api: FakeRuntimeApi, aws: MotoServer, **config: str) -> dict[str, str]:
+    """The image's environment under Lambda: what Lambda sets, plus the function's ``config``."""
+    return {
+        "PATH": f"{image.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/nonexistent",
+        **image.dockerfile.env,
+        "TMPDIR": str(image.tmp),
+        "LAMBDA_TASK_ROOT": str(image.task),
+        "AWS_LAMBDA_RUNTIME_API": api.address,
+        "AWS_LAMBDA_LOG_FORMAT": "JSON",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": aws.endpoint,
+        **config,
+    }
+
+
+def start_image(
+    image: Image, cmd: list[str], env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """ENTRYPOINT + ``cmd`` (empty: an image without CMD), in WORKDIR, as the image's user."""
+    with open(log_path, "wb") as log_file:
+        return subprocess.Popen(
+            [*image.dockerfile.entrypoint, *cmd],
+            cwd=image.task,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            user=image.user,
+            group=image.user,
+        )
+
+
 def test_installed_wheel_runs_as_the_image_would(image: Image, aws: MotoServer, s3: Any) -> None:
     venv_bin = image.venv / "bin"
     assert (venv_bin / "s3-event-bridge").exists()
@@ -227,35 +263,10 @@ def test_installed_wheel_runs_as_the_image_would(image: Image, aws: MotoServer, 
         s3.put_object(Bucket=BUCKET, Key=key, Body=f"content of {key}".encode())
 
     with FakeRuntimeApi() as api:
-        env = {
-            "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
-            "HOME": "/nonexistent",
-            **image.dockerfile.env,
-            "TMPDIR": str(image.tmp),
-            "LAMBDA_TASK_ROOT": str(image.task),
-            # What Lambda sets, and the function's configuration.
-            "AWS_LAMBDA_RUNTIME_API": api.address,
-            "AWS_LAMBDA_LOG_FORMAT": "JSON",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": aws.endpoint,
-            "MATCH_KEY": r"\.txt$",
-        }
         log_path = image.tmp / "runtime.log"
-        with open(log_path, "wb") as log_file:
-            # ENTRYPOINT + CMD, in WORKDIR, as the image's user.
-            process = subprocess.Popen(
-                [*image.dockerfile.entrypoint, "python", "handler.py"],
-                cwd=image.task,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                user=image.user,
-                group=image.user,
-            )
+        # ENTRYPOINT + CMD, in WORKDIR, as the image's user.
+        env = lambda_env(image, api, aws, MATCH_KEY=r"\.txt$")
+        process = start_image(image, ["python", "handler.py"], env, log_path)
         try:
             batch: dict[str, Any] = {"Records": []}
             for key in ("in/cat.txt", "in2/bad.txt", "in3/readme.md"):
@@ -294,3 +305,42 @@ def test_installed_wheel_runs_as_the_image_would(image: Image, aws: MotoServer, 
     entries = [json.loads(line) for line in lines]  # AWS_LAMBDA_LOG_FORMAT=JSON: all JSON
     assert any(e["message"] == "cannot process in2/bad.txt" for e in entries)
     assert [p.name for p in image.tmp.iterdir()] == []  # nothing left behind
+
+
+def test_installed_wheel_runs_bare_with_handler_command_as_an_image_without_cmd(
+    image: Image, aws: MotoServer, s3: Any
+) -> None:
+    """``ENTRYPOINT ["s3-event-bridge"]``, no CMD, ``HANDLER_COMMAND`` set: lambda mode."""
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="bare/cat.txt", Body=b"meow")
+    log_path = image.tmp / "bare.log"
+    with FakeRuntimeApi() as api:
+        env = lambda_env(image, api, aws, HANDLER_COMMAND="python handler.py")
+        process = start_image(image, [], env, log_path)
+        try:
+            answer = api.wait_answer(api.enqueue(sample_payload("s3", BUCKET, "bare/cat.txt")))
+            api.wait_waiting(1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            exit_status = process.wait(timeout=30)
+        log_path.unlink()
+
+    assert answer.kind == "response" and answer.body == {}
+    assert exit_status == 0
+    assert s3.get_object(Bucket=BUCKET, Key="bare/cat.upper.txt")["Body"].read() == b"MEOW"
+
+
+def test_installed_wheel_bare_posts_a_start_up_failure_to_init_error(
+    image: Image, aws: MotoServer
+) -> None:
+    log_path = image.tmp / "bare-failure.log"
+    with FakeRuntimeApi() as api:
+        env = lambda_env(image, api, aws, HANDLER_COMMAND="python handler.py", MATCH_KEY="[")
+        process = start_image(image, [], env, log_path)
+        exit_status = process.wait(timeout=60)
+        init_error = api.wait_init_error()
+        log_path.unlink()
+
+    assert exit_status == 2
+    assert init_error.body["errorType"] == "Runtime.ConfigurationError"
+    assert "MATCH_KEY: invalid regular expression" in init_error.body["errorMessage"]

@@ -123,13 +123,14 @@ def start_runtime(api: FakeRuntimeApi, aws: MotoServer, tmp_path: Path) -> Itera
     task.mkdir()
     (task / "handler.py").write_text(HANDLER, encoding="utf-8")
 
-    def start(*arguments: str, wait_ready: bool = True, **env: str) -> Runtime:
+    def start(*arguments: str, wait_ready: bool = True, bare: bool = False, **env: str) -> Runtime:
+        """``bare``: no arguments at all (an image with no CMD: HANDLER_COMMAND in ``env``)."""
         index = len(started)
         tmpdir, report = tmp_path / f"tmp{index}", tmp_path / f"report{index}"
         tmpdir.mkdir()
         report.mkdir()
         log_path = tmp_path / f"runtime{index}.log"
-        command = list(arguments) or [sys.executable, "handler.py"]
+        command = [] if bare else list(arguments) or [sys.executable, "handler.py"]
         variables = {
             "AWS_LAMBDA_RUNTIME_API": api.address,
             "TMPDIR": str(tmpdir),
@@ -346,6 +347,69 @@ def test_start_up_failure_posts_init_error_and_exits_2(
     assert init_error.headers["Lambda-Runtime-Function-Error-Type"] == "Runtime.ConfigurationError"
     assert runtime.log_lines() == expected  # the same message the CLI prints
     assert api.next_requests() == []  # never asked for work
+
+
+def test_no_arguments_with_the_runtime_api_is_lambda_mode_with_handler_command(
+    api: FakeRuntimeApi, start_runtime: StartRuntime, bucket: Any
+) -> None:
+    """ENTRYPOINT ["s3-event-bridge"] and no CMD: the handler comes from HANDLER_COMMAND."""
+    runtime = start_runtime(bare=True, HANDLER_COMMAND=f"{sys.executable} handler.py")
+    put(bucket, "in/photo.txt", "photo")
+
+    answer = api.wait_answer(api.enqueue(s3_event("in/photo.txt")))
+
+    assert answer.kind == "response" and answer.body == {}
+    assert read(bucket, "in/photo.out") == "PHOTO"
+    assert runtime.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "bare", "env", "error_type", "expected"),
+    [
+        pytest.param(
+            (),
+            True,
+            {},
+            "Runtime.ConfigurationError",
+            "s3-event-bridge: configuration error: HANDLER_COMMAND: required when no handler "
+            "command is given as arguments",
+            id="bare-without-handler-command",
+        ),
+        pytest.param(
+            (),
+            True,
+            {"HANDLER_COMMAND": "python handler.py", "PULL_PARENT_DIRS": "two"},
+            "Runtime.ConfigurationError",
+            "s3-event-bridge: configuration error: PULL_PARENT_DIRS: Input should be a valid "
+            "integer, unable to parse string as an integer",
+            id="bare-with-bad-configuration",
+        ),
+        pytest.param(
+            ("lambda", "--bogus"),
+            False,
+            {"HANDLER_COMMAND": "python handler.py"},
+            "Runtime.StartupError",
+            "s3-event-bridge: lambda: unrecognized arguments: --bogus",
+            id="usage-error",
+        ),
+    ],
+)
+def test_every_start_up_failure_under_the_runtime_api_posts_init_error_then_exits_2(
+    api: FakeRuntimeApi,
+    start_runtime: StartRuntime,
+    arguments: tuple[str, ...],
+    bare: bool,
+    env: dict[str, str],
+    error_type: str,
+    expected: str,
+) -> None:
+    runtime = start_runtime(*arguments, bare=bare, wait_ready=False, **env)
+
+    assert runtime.process.wait(timeout=30) == 2
+    init_error = api.wait_init_error()
+    assert init_error.body["errorType"] == error_type
+    assert init_error.body["errorMessage"].startswith(expected), init_error.body
+    assert api.next_requests() == []
 
 
 def test_handler_past_the_deadline_margin_is_stopped_and_reported_in_time(
