@@ -90,7 +90,7 @@ def test_a_crash_is_one_line_without_traceback(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("bug")
 
-    monkeypatch.setattr(cli_module, "sample_batch", broken)
+    monkeypatch.setattr("bridge.samples.sample_batch", broken)  # imported on use
     assert cli_module.main(["event", "s3", "--bucket", "b", "--key", "k"]) == 1
     [line] = capsys.readouterr().err.splitlines()
     expected = "s3-event-bridge: internal error: KeyError: 'bug'"
@@ -103,7 +103,7 @@ def test_a_crash_is_a_json_line_with_its_stack_with_log_format_json(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("bug")
 
-    monkeypatch.setattr(cli_module, "sample_batch", broken)
+    monkeypatch.setattr("bridge.samples.sample_batch", broken)  # imported on use
     monkeypatch.setenv("LOG_FORMAT", "json")
     assert cli_module.main(["event", "s3", "--bucket", "b", "--key", "k"]) == 1
     [line] = capsys.readouterr().err.splitlines()
@@ -119,7 +119,7 @@ def test_a_crash_shows_its_traceback_with_log_level_debug(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("bug")
 
-    monkeypatch.setattr(cli_module, "sample_batch", broken)
+    monkeypatch.setattr("bridge.samples.sample_batch", broken)  # imported on use
     monkeypatch.setenv("LOG_LEVEL", "debug")
     assert cli_module.main(["event", "s3", "--bucket", "b", "--key", "k"]) == 1
     err = capsys.readouterr().err
