@@ -162,3 +162,18 @@ def test_cli_reports_every_problem_and_exits_2(
 def test_other_modes_start_without_yaml() -> None:
     code = "import sys, bridge.cli; sys.exit('yaml' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_docs_show_what_check_prints_for_the_looping_example(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """docs/pipelines.md's deliberately looping file, checked: output and exit status."""
+    text = (EXAMPLES.parent / "docs" / "pipelines.md").read_text(encoding="utf-8")
+    section = text[text.index("A deliberately looping file") :]
+    document = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    session = section.split("```\n$ s3-event-bridge pipeline check thumbs.yaml\n", 1)[1]
+    shown, status = session.split("$ echo $?\n", 1)
+    path = tmp_path / "thumbs.yaml"
+    path.write_text(document, encoding="utf-8")
+    assert main(["pipeline", "check", str(path)]) == int(status.split("\n", 1)[0])
+    assert capsys.readouterr().out == shown
