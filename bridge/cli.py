@@ -25,6 +25,7 @@ from bridge.logs import (
     log_format_from_environment,
     report,
 )
+from bridge.memory import bound_malloc_arenas
 from bridge.settings import ConfigurationError, Settings
 
 PROG = "s3-event-bridge"
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except for a bug of the bridge's own with ``LOG_LEVEL=DEBUG``.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    bound_malloc_arenas()  # before any thread starts; this process only, not the handler's
     try:
         return _dispatch(args)
     except UsageError as exc:
