@@ -9,12 +9,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 sys.path[:0] = [str(REPO), str(REPO / "examples")]  # the bridge, tests/ and local_aws
 
 from local_aws import FAKE_AWS_ENV, LEAKY_VARIABLES, MotoServer  # noqa: E402
+
+T = TypeVar("T")
 
 AWS_ENV = FAKE_AWS_ENV
 BRIDGE_VARIABLES = LEAKY_VARIABLES
@@ -37,9 +40,7 @@ def prepare_environment(endpoint: str) -> None:
     os.environ["AWS_ENDPOINT_URL"] = endpoint
 
 
-def interleaved(
-    sides: Sequence[Callable[[], float]], runs: int, warmup: bool = True
-) -> list[list[float]]:
+def interleaved(sides: Sequence[Callable[[], T]], runs: int, warmup: bool = True) -> list[list[T]]:
     """Run every side ``runs`` times, rotating which goes first; each returns its measure.
 
     With ``warmup``, one untimed run of each comes first (connection pools, file cache).
@@ -48,7 +49,7 @@ def interleaved(
     if warmup:
         for side in sides:
             side()
-    results: list[list[float]] = [[] for _ in sides]
+    results: list[list[T]] = [[] for _ in sides]
     for run in range(runs):
         for turn in range(len(sides)):
             index = (run + turn) % len(sides)

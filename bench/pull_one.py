@@ -10,21 +10,25 @@ process, imports included, as a Lambda function's memory does.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import resource
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if importlib.util.find_spec("bridge") is None:  # not installed: the repository's own
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def pull_with_bridge(bucket: str, key: str, dest: Path) -> float:
     """Seconds ``Storage.pull`` takes to bring ``key`` to ``dest``."""
+    from bridge.memory import bound_malloc_arenas
     from bridge.paths import PullItem
     from bridge.settings import load_settings
     from bridge.storage import Storage, s3_client
 
+    bound_malloc_arenas()  # as the s3-event-bridge command does first
     width = load_settings().transfer_concurrency
     storage = Storage(s3_client(width), width)
     [listed] = [o for o in storage.list_objects(bucket, key) if o.key == key]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -25,14 +24,15 @@ from pathlib import Path
 
 import boto3
 from change_detection import p5_change_detection
+from environments import prepare
 from harness import Report, Row, prepare_environment, render, start_endpoint
 from pull_scope import p7_per_object
-from runtime_benchmarks import p1_cold_start, p6_throughput
-from s3_benchmarks import MiB, p2_invocation, p3_fan_in, p4_big_object
+from runtime_benchmarks import describe, p1_cold_start, p6_throughput
+from s3_benchmarks import MiB, p2_invocation, p3_fan_in, p4_big_object, p8_group_concurrency
 
 from bridge.logs import configure_logging
 
-ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7")
+ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")
 
 
 @dataclass(frozen=True)
@@ -72,15 +72,16 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--aws-cli",
-        default=os.environ.get("BENCH_AWS_CLI") or shutil.which("aws"),
-        help="the aws command for P3 (b) (default: $BENCH_AWS_CLI, else aws on PATH; "
-        "P3 (b) is n/a without one)",
+        default=os.environ.get("BENCH_AWS_CLI"),
+        help="an aws command for P3 (b) (default: $BENCH_AWS_CLI, else awscli installed by "
+        "the bench into .bench/awscli-venv)",
     )
     parser.add_argument(
         "--ric-python",
         default=os.environ.get("BENCH_RIC_PYTHON"),
-        help="a Python with awslambdaric and boto3 installed, for the baselines of P1 (b) "
-        "and P6 (default: $BENCH_RIC_PYTHON, else this Python if it has awslambdaric)",
+        help="a Python with awslambdaric and boto3 for the baselines (b) of P1 and P6 "
+        "(default: $BENCH_RIC_PYTHON, else awslambdaric installed by the bench into "
+        ".bench/ric-venv)",
     )
     parser.add_argument(
         "--plain-moto",
@@ -127,37 +128,44 @@ def main(argv: list[str] | None = None) -> int:
         open(os.devnull, "w", encoding="utf-8") as devnull,
     ):
         workdir = Path(work)
+        sides = prepare(options.ric_python, options.aws_cli)
         # The bridge's summary lines are formatted and written, as under Lambda, but not shown.
         configure_logging("text", "INFO", devnull)
         endpoint = start_endpoint(options.plain_moto)
         try:
             prepare_environment(endpoint.endpoint)
             s3 = boto3.client("s3")
-            bench("P1", "<= 1.15x (a)", lambda: p1_cold_start(runs, options.ric_python))
+            bench("P1", "<= 1.00x (a)", lambda: p1_cold_start(s3, runs, sides))
             bench("P2", "<= 1.10x", lambda: p2_invocation(s3, 5 * runs))
+            aws = sides.aws_cli
             bench(
                 "P3",
-                "<= 1.10x",
+                "<= 1.05x",
                 lambda: p3_fan_in(
-                    s3, sizes.p3_objects, sizes.p3_object_bytes, runs, workdir, options.aws_cli
+                    s3,
+                    sizes.p3_objects,
+                    sizes.p3_object_bytes,
+                    runs,
+                    workdir,
+                    str(aws.command) if aws.command else None,
+                    aws.problem,
                 ),
             )
             bench(
                 "P4",
                 "<= 1.05x",
-                lambda: p4_big_object(s3, sizes.p4_bytes, options.p4_runs, workdir),
+                lambda: p4_big_object(
+                    s3, sizes.p4_bytes, options.p4_runs, workdir, sides.bridge.python
+                ),
             )
             bench(
                 "P5",
                 "<= 0.05x",
                 lambda: p5_change_detection(workdir, sizes.p5_files, sizes.p5_bytes, runs),
             )
-            bench(
-                "P6",
-                "<= 1.00x",
-                lambda: p6_throughput(sizes.p6_invocations, runs, options.ric_python),
-            )
+            bench("P6", "<= 1.00x", lambda: p6_throughput(sizes.p6_invocations, runs, sides))
             bench("P7", "<= 1.10x", lambda: p7_per_object(s3, sizes.p7_folder, 5 * runs))
+            bench("P8", "<= 0.15x", lambda: p8_group_concurrency(s3, runs))
         finally:
             endpoint.stop()
 
@@ -167,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{'plain moto' if options.plain_moto else 'moto with ranged reads'} server, "
         f"{elapsed:.0f} s"
+    )
+    print(
+        f"sides: bridge {describe(sides.bridge)}; awslambdaric {describe(sides.ric)}; "
+        f"aws CLI {describe(sides.aws_cli)}"
     )
     print(render(report))
     return 1 if report.crashed else 0

@@ -1,15 +1,24 @@
-"""P1 and P6 (docs/design.md §13): the Lambda runtime against a local Runtime API.
+"""P1, P1' and P6 (docs/design.md §13): Lambda runtimes against a local Runtime API.
 
-Both use ``tests/runtime_api.py`` (``FakeRuntimeApi``, in this process) and compare the
-bridge's runtime with the baselines §13 names. P1 reuses ``bench/startup.py``'s measurements
-for the bridge and baseline (a). Baseline (b) of P1 and P6's baseline run awslambdaric (AWS's
-runtime interface client) with ``bench/ric_function.py``; it is not a dependency of the
-project, so they need ``--ric-python``: a Python that has ``awslambdaric`` and ``boto3``.
+Every side is a process started from its own clean environment (``bench/environments.py``)
+against ``tests/runtime_api.py`` (``FakeRuntimeApi``, in this process):
+
+- **bridge**: ``s3-event-bridge <handler>`` installed from its wheel, as in the image;
+- **(a)** ``bench/boto3_runtime.py``: ``import boto3; boto3.client('s3')`` then ``GET next``
+  with ``http.client`` and the invocation's work (``bench/naive_work.py``), run by the
+  bridge's venv Python (the same interpreter and boto3);
+- **(b)** ``python -m awslambdaric ric_function.copy`` (P1, P1') or ``.noop`` (P6):
+  AWS's runtime interface client with an S3 client made at import, in its own venv.
+
+One cold run of each side gives both P1 (process start -> first ``GET next``) and P1'
+(process start -> first response posted). The invocation is queued before the process
+starts: one SQS event for one 1 KB object, whose folder every side lists, pulls, hands to
+``bench/copy_handler.py`` (run by the same Python for every side) and pushes back.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import itertools
 import os
 import signal
 import subprocess
@@ -17,22 +26,22 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from typing import TYPE_CHECKING
 
+from environments import Environment, Environments
 from harness import AWS_ENV, BENCH, BRIDGE_VARIABLES, Row, interleaved
 
 from bridge.samples import sample_payload
 from tests.runtime_api import FakeRuntimeApi
 
-BRIDGE_SCRIPT = Path(sys.executable).parent / "s3-event-bridge"
-RIC_HANDLER = "ric_function.handler"
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+P1_BUCKET = "bench-p1"
 
 
-def ric_python(given: str | None) -> str | None:
-    """The Python to run awslambdaric with: ``given``, else this one if it has it."""
-    if given:
-        return given
-    return sys.executable if importlib.util.find_spec("awslambdaric") else None
+class BenchmarkError(Exception):
+    """A side did not do what it was meant to."""
 
 
 def runtime_environment(api: FakeRuntimeApi, **extra: str) -> dict[str, str]:
@@ -43,45 +52,9 @@ def runtime_environment(api: FakeRuntimeApi, **extra: str) -> dict[str, str]:
         if name not in BRIDGE_VARIABLES and not name.startswith("AWS_")
     }
     env.update(AWS_ENV, AWS_LAMBDA_RUNTIME_API=api.address, **extra)
+    if "AWS_ENDPOINT_URL" in os.environ:
+        env["AWS_ENDPOINT_URL"] = os.environ["AWS_ENDPOINT_URL"]
     return env
-
-
-# --- P1 ------------------------------------------------------------------------------------
-
-
-def p1_cold_start(runs: int, given_ric_python: str | None) -> list[Row]:
-    """Process start -> first ``GET next``: the bridge, (a) boto3 alone, (b) awslambdaric."""
-    what_a = "cold start -> first GET next vs python -c 'import boto3; client'"
-    what_b = "cold start -> first GET next vs awslambdaric, S3 client at import"
-    try:
-        sys.path.insert(0, str(BENCH))
-        import startup  # bench/startup.py, P1's own script
-    except ImportError as exc:
-        return [Row.missing("P1a", what_a, "<= 1.15x", f"bench/startup.py unusable: {exc}")]
-
-    python = ric_python(given_ric_python)
-    sides: list[Callable[[], float]] = [
-        lambda: startup.time_bridge(BRIDGE_SCRIPT),
-        startup.time_baseline,
-    ]
-    if python:
-        sides.append(lambda: time_ric_start(python))
-    results = interleaved(sides, runs)
-    rows = [Row("P1a", what_a, "s", results[0], results[1], "<= 1.15x", 1.15)]
-    if python:
-        rows.append(Row("P1b", what_b, "s", results[0], results[2], "<= 1.00x", 1.00))
-    else:
-        rows.append(Row.missing("P1b", what_b, "<= 1.00x", "no awslambdaric (see --ric-python)"))
-    return rows
-
-
-def time_ric_start(python: str) -> float:
-    """Seconds from process start to awslambdaric's first ``GET next``."""
-    with FakeRuntimeApi() as api:
-        started = time.monotonic()
-        with running([python, "-m", "awslambdaric", RIC_HANDLER], runtime_environment(api)):
-            api.wait_waiting(1, timeout=60)
-            return api.next_requests()[0].at - started
 
 
 @contextmanager
@@ -101,24 +74,98 @@ def running(command: Sequence[str], env: dict[str, str]) -> Iterator[subprocess.
             process.wait()
 
 
+# --- P1 and P1' ----------------------------------------------------------------------------
+
+
+def p1_cold_start(s3: S3Client, runs: int, sides: Environments) -> list[Row]:
+    """Cold start to the first ``GET next`` (P1) and to the first response posted (P1')."""
+    what_a = "cold start -> first GET next vs boto3 + client, same event"
+    what_b = "cold start -> first GET next vs awslambdaric, S3 client at import"
+    what_c = "cold start -> first response (1 SQS event, 1 KB, copy) vs awslambdaric"
+    what_d = "cold start -> first response (1 SQS event, 1 KB, copy) vs boto3 script"
+    bridge = sides.bridge
+    if bridge.python is None or bridge.command is None:
+        note = bridge.problem or "no bridge environment"
+        return [Row.missing(i, w, "-", note) for i, w in (("P1a", what_a), ("P1'", what_c))]
+    s3.create_bucket(Bucket=P1_BUCKET)
+    handler = f"{bridge.python} {BENCH / 'copy_handler.py'}"
+    numbers = itertools.count()
+
+    def side(name: str, command: list[str]) -> Callable[[], tuple[float, float]]:
+        return lambda: cold_invocation(s3, name, next(numbers), command, handler)
+
+    commands: list[Callable[[], tuple[float, float]]] = [
+        side("bridge", [str(bridge.command), *handler.split()]),
+        side("boto3", [str(bridge.python), str(BENCH / "boto3_runtime.py")]),
+    ]
+    ric = sides.ric
+    if ric.python is not None:
+        commands.append(side("ric", [str(ric.python), "-m", "awslambdaric", "ric_function.copy"]))
+    results = interleaved(commands, runs)
+    firsts = [[first for first, _ in side_results] for side_results in results]
+    answers = [[answer for _, answer in side_results] for side_results in results]
+    rows = [Row("P1a", what_a, "s", firsts[0], firsts[1], "<= 1.00x", 1.00)]
+    if ric.python is not None:
+        rows.append(Row("P1b", what_b, "s", firsts[0], firsts[2], "<= 1.10x", 1.10))
+        rows.append(Row("P1'", what_c, "s", answers[0], answers[2], "<= 1.10x", 1.10))
+    else:
+        missing = ric.problem or "no awslambdaric"
+        rows.append(Row.missing("P1b", what_b, "<= 1.10x", missing))
+        rows.append(Row.missing("P1'", what_c, "<= 1.10x", missing))
+    rows.append(Row("P1'a", what_d, "s", answers[0], answers[1], "(info)", 0.0, info=True))
+    return rows
+
+
+def cold_invocation(
+    s3: S3Client, side: str, number: int, command: list[str], handler: str
+) -> tuple[float, float]:
+    """Start ``command`` with one invocation queued; seconds to its first ``GET next`` and to
+    its first response. The copied object must be in S3 afterwards."""
+    prefix = f"{side}-{number:04d}/"
+    body = os.urandom(1024)
+    s3.put_object(Bucket=P1_BUCKET, Key=f"{prefix}data.bin", Body=body)
+    payload = sample_payload("sqs", P1_BUCKET, f"{prefix}data.bin", size=len(body))
+    with FakeRuntimeApi() as api:
+        request_id = api.enqueue(payload)
+        env = runtime_environment(api, BENCH_HANDLER=handler)
+        started = time.monotonic()
+        with running(command, env):
+            answer = api.wait_answer(request_id, timeout=120)
+        records = list(api.requests)
+    if answer.kind != "response":
+        raise BenchmarkError(f"P1: {side} answered {answer.kind}: {answer.raw[:300]!r}")
+    copied = s3.get_object(Bucket=P1_BUCKET, Key=f"{prefix}copy-data.bin")["Body"].read()
+    if copied != body:
+        raise BenchmarkError(f"P1: {side} left a wrong copy under {prefix}")
+    first_next = min(r.at for r in records if r.path.endswith("/invocation/next"))
+    posted = min(r.at for r in records if r.method == "POST" and r.path.endswith("/response"))
+    return first_next - started, posted - started
+
+
 # --- P6 ------------------------------------------------------------------------------------
 
 
-def p6_throughput(invocations: int, runs: int, given_ric_python: str | None) -> list[Row]:
+def p6_throughput(invocations: int, runs: int, sides: Environments) -> list[Row]:
     """``invocations`` invocations whose event matches nothing, back to back."""
     what = f"{invocations:,} invocations matching nothing, through a local Runtime API"
-    python = ric_python(given_ric_python)
-    if not python:
-        return [Row.missing("P6", what, "<= 1.00x", "no awslambdaric (see --ric-python)")]
+    bridge, ric = sides.bridge, sides.ric
+    for environment, name in ((bridge, "bridge"), (ric, "awslambdaric")):
+        if environment.python is None:
+            note = environment.problem or f"no {name} environment"
+            return [Row.missing("P6", what, "<= 1.00x", note)]
+    assert bridge.command is not None and ric.python is not None
     payload = sample_payload("sqs", "bench-p6", "incoming/nothing-matches.txt")
     with (
         FakeRuntimeApi() as bridge_api,
         FakeRuntimeApi() as ric_api,
         running(
-            [str(BRIDGE_SCRIPT), sys.executable, "-c", "pass"],
+            [str(bridge.command), str(bridge.python), "-c", "pass"],
             runtime_environment(bridge_api, MATCH_KEY="^never/"),
         ),
-        running([python, "-m", "awslambdaric", RIC_HANDLER], runtime_environment(ric_api)),
+        running(
+            [str(ric.python), "-m", "awslambdaric", "ric_function.noop"],
+            runtime_environment(ric_api),
+        ),
     ):
         bridge_api.wait_waiting(1, timeout=60)
         ric_api.wait_waiting(1, timeout=60)
@@ -151,5 +198,16 @@ def time_batch(api: FakeRuntimeApi, payload: object, count: int) -> float:
     elapsed = time.perf_counter() - started
     failed = [answer for answer in answers if answer.kind != "response"]
     if failed:
-        raise RuntimeError(f"P6: {len(failed)} invocations failed, e.g. {failed[0].raw[:200]!r}")
+        raise BenchmarkError(f"P6: {len(failed)} invocations failed, e.g. {failed[0].raw[:200]!r}")
     return elapsed
+
+
+def describe(environment: Environment) -> str:
+    """Where a side runs from, for the report's header."""
+    if environment.python is None and environment.command is None:
+        return f"n/a ({environment.problem})"
+    return str(environment.command or environment.python)
+
+
+if __name__ == "__main__":  # pragma: no cover - run through bench/run.py
+    sys.exit("run bench/run.py --only P1,P6")
