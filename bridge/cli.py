@@ -252,8 +252,7 @@ def _plan_mode(options: argparse.Namespace, command: list[str]) -> int:
     try:
         report = plan_key(app, options.bucket, options.key, options.event_name)
     except (ClientError, BotoCoreError) as exc:  # the one failure plan reports
-        print(f"{PROG}: plan: cannot list s3://{options.bucket}/: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        raise CommandFailed(f"plan: cannot list s3://{options.bucket}/: {exc}") from None
     if options.json:
         _print_json(report)
     else:

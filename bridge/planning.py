@@ -3,26 +3,57 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from bridge.app import App
 from bridge.engine import GroupPlan
 from bridge.events import ObjectEvent
-from bridge.settings import Settings
+from bridge.settings import VARIABLES, Settings, unset_meaning
 
 
-def plan_key(app: App, bucket: str, key: str, event_name: str) -> dict[str, Any]:
+def plan_key(
+    app: App,
+    bucket: str,
+    key: str,
+    event_name: str,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """What an event for ``bucket``/``key`` would do under ``app``'s configuration.
 
     The event goes through the drivers' own routing and the engine's own decision
-    (``Engine.plan_group``): lists and reads (HeadObject for the chain depth) only; pulls,
-    runs and writes nothing.
+    (``Engine.plan_group``): lists and reads (HeadObject for the chain depth, HeadBucket for
+    the target) only; pulls, runs and writes nothing. The report ends with the effective
+    configuration read from ``environ`` (default: this process's environment).
     """
     event = ObjectEvent(bucket, key, event_name, None, None, None)
     routed = app.routing.route([event])
     plan = app.engine.plan_group(routed.groups[0]) if routed.groups else None
     ignored = routed.ignored[0][1] if routed.ignored else None
-    return describe_plan(event, plan, app.settings, ignored)
+    report = describe_plan(event, plan, app.settings, ignored)
+    if plan is not None:
+        exists = app.engine.storage.bucket_exists(plan.target_bucket)
+        report["target"]["exists"] = exists
+    report["configuration"] = effective_configuration(os.environ if environ is None else environ)
+    return report
+
+
+def effective_configuration(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Each variable of the bridge: its value as set, or unset and what that means.
+
+    Names are matched without regard to case and an empty value counts as unset, as the
+    settings themselves read them.
+    """
+    by_name = {name.upper(): value for name, value in environ.items() if value != ""}
+    return {
+        name: (
+            {"value": by_name[name]}
+            if name in by_name
+            else {"value": None, "unset": unset_meaning(name)}
+        )
+        for name in VARIABLES
+    }
 
 
 def describe_plan(
@@ -101,7 +132,7 @@ def render_plan(report: dict[str, Any]) -> str:
     lines = [f"trigger:  s3://{trigger['bucket']}/{trigger['key']}"]
     if not trigger["selected"]:
         lines.append(f"          IGNORED: {trigger['ignored_because']} (nothing would run)")
-        return "\n".join(lines)
+        return "\n".join([*lines, *_render_configuration(report.get("configuration", {}))])
     lines.append("          selected (matches MATCH_KEY and MATCH_EVENTS)")
     if report["scope"] == "events":
         lines.append("scope:    events: pulls only the triggering objects")
@@ -141,4 +172,28 @@ def render_plan(report: dict[str, Any]) -> str:
         limit = chain["limit"] or "none"
         lines.append(f"depth:    {chain['depth']} (MAX_CHAIN_DEPTH {limit}): run")
     lines.append(f"target:   s3://{target['bucket']}/{target['key_prefix']}<output path>")
-    return "\n".join(lines)
+    if target.get("exists") is False:
+        lines.append(
+            f"          MISSING: bucket {target['bucket']} does not exist: the handler would run, "
+            "then the upload would fail (check TARGET_BUCKET)"
+        )
+    elif target.get("exists") is None and "exists" in target:
+        lines.append(
+            f"          bucket {target['bucket']}: access denied to HeadBucket, not checked"
+        )
+    return "\n".join([*lines, *_render_configuration(report.get("configuration", {}))])
+
+
+def _render_configuration(configuration: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    if not configuration:
+        return []
+    width = max(len(name) for name in configuration)
+    lines = ["configuration:"]
+    for name, entry in configuration.items():
+        shown = (
+            json.dumps(entry["value"], ensure_ascii=False) if entry["value"] is not None else None
+        )
+        lines.append(
+            f"  {name:<{width}}  {shown if shown is not None else 'unset: ' + entry['unset']}"
+        )
+    return lines

@@ -198,7 +198,7 @@ UNSET_MEANING = {
     "TRANSFER_CONCURRENCY": "16 parallel transfers per group",
     "GROUP_CONCURRENCY": "1: the groups of one invocation run one after another",
     "SKIP_UNCHANGED": "true: outputs equal to the stored object are not uploaded",
-    "MAX_CHAIN_DEPTH": "16",
+    "MAX_CHAIN_DEPTH": "16: a group triggered by an object of bridge-depth 16 or more fails",
     "LOG_FORMAT": "text (json when AWS_LAMBDA_LOG_FORMAT=JSON)",
     "LOG_LEVEL": "INFO (under Lambda with JSON logs: the function's application log level)",
     "METRICS": "emf under Lambda (AWS_LAMBDA_FUNCTION_NAME set), else off",

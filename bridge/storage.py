@@ -471,6 +471,19 @@ class Storage:
             raise
         return str(response.get("ETag", "")).strip('"')
 
+    def bucket_exists(self, bucket: str) -> bool | None:
+        """HeadBucket: True, False when it does not exist, None when access is denied."""
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            if code in _DENIED:
+                return None
+            raise
+        return True
+
     def depth_of(self, bucket: str, key: str) -> int:
         """The chain depth of an object that was not pulled (HeadObject); 0 if it is gone."""
         try:

@@ -358,7 +358,7 @@ def test_plan_json(planned: Any) -> None:
     assert reasons["in/sub/"] == reasons["in/c/"] == "folder marker"
     assert set(reasons) == {"in/b.csv", "in/sub/", "in/c/", "in/../x.txt"}
     assert report["filter"]["decision"] == "skip" and report["filter"]["first_output"] is False
-    assert report["target"] == {"bucket": TARGET, "key_prefix": "in/"}
+    assert report["target"] == {"bucket": TARGET, "key_prefix": "in/", "exists": True}
     assert report["scope"] == "prefix"
     assert report["chain_depth"] == {"depth": 0, "limit": 16, "decision": "run"}
     # Nothing was written anywhere.
@@ -372,7 +372,7 @@ def test_plan_unsafe_keys_are_reported_with_a_reason(planned: Any) -> None:
     reasons = {entry["key"]: entry["reason"] for entry in report["skip"]}
     assert reasons["in/../x.txt"].startswith("unsafe key")
     assert report["filter"]["decision"] == "proceed (no filter)"
-    assert report["target"] == {"bucket": BUCKET, "key_prefix": "in/"}
+    assert report["target"] == {"bucket": BUCKET, "key_prefix": "in/", "exists": True}
 
 
 def test_plan_text(planned: Any) -> None:
@@ -428,7 +428,7 @@ def test_plan_in_events_scope_lists_nothing_and_shows_the_fetch(planned: Any) ->
     assert report["pull"] == [{"key": "in/a.txt", "path": "a.txt", "size": None}]
     assert report["skip"] == []
     assert report["chain_depth"] == {"depth": 2, "limit": 16, "decision": "run"}
-    assert report["target"] == {"bucket": TARGET, "key_prefix": "in/"}
+    assert report["target"] == {"bucket": TARGET, "key_prefix": "in/", "exists": True}
 
     text = cli("plan", "--bucket", BUCKET, "--key", "in/a.txt", MAX_CHAIN_DEPTH="2", **env).stdout
     assert "scope:    events" in text
