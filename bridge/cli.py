@@ -22,6 +22,7 @@ from bridge.errors import CONFIGURATION_ERROR, INVALID_EVENT, STARTUP_ERROR, err
 from bridge.events import decode_json
 from bridge.groups import ExecutionGroup
 from bridge.logs import (
+    log,
     log_format_from_environment,
     report,
 )
@@ -216,6 +217,15 @@ def _run_mode(options: argparse.Namespace, command: list[str]) -> int:
     # A prefix names a folder, as group prefixes do: `jobs/1` must not take in `jobs/10/`.
     if prefix and not prefix.endswith("/"):
         prefix += "/"
+    if settings.pull_scope == "events":
+        # Nothing triggers a `run`, and events scope pulls only triggering objects.
+        log(
+            logging.getLogger("bridge.cli"),
+            logging.WARNING,
+            "run in events scope pulls nothing: there are no triggering objects",
+            bucket=bucket,
+            prefix=prefix,
+        )
     app = App.create(settings, handler)
     outcome = app.engine.run_group(ExecutionGroup(bucket, prefix, ()))
     return EXIT_OK if outcome.ok else EXIT_FAILED

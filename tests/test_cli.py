@@ -245,6 +245,19 @@ def test_run_one_group(src: Any) -> None:
     }
 
 
+def test_run_in_events_scope_pulls_nothing_and_says_so(src: Any) -> None:
+    put(src, BUCKET, "jobs/1/a.txt", "a")
+
+    result = cli(
+        "run", "--bucket", BUCKET, "--prefix", "jobs/1/", "--", *handler("manifest"),
+        PULL_SCOPE="events",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "run in events scope pulls nothing" in result.stderr
+    assert json.loads(objects(src, BUCKET)["jobs/1/manifest.json"]) == []
+
+
 def test_run_prefix_without_a_trailing_slash_is_a_folder(src: Any) -> None:
     """``--prefix jobs/1`` means the folder jobs/1/ (the only kind of prefix a trigger makes).
 
