@@ -182,3 +182,14 @@ def test_group_prefix_depth_decides_where_outputs_land(tmp_path: Path) -> None:
     report = analyse(pipeline(tmp_path, deep))
     [edge] = report.edges
     assert edge.example.startswith("in/out/") and edge.example.endswith(".csv")
+
+
+def test_variables_too_big_for_a_lambda_environment_are_a_warning(tmp_path: Path) -> None:
+    program = "[" + "1," * 2100 + "1] | length > 0"
+    big = step("big", to="out", filter=program)
+    report = analyse(pipeline(tmp_path, big, buckets=["data", "out"]))
+    [warning] = messages(report, Level.WARNING)
+    assert "Lambda allows 4096 in a function's environment" in warning
+    assert report.exit_code == 1
+    small = step("small", to="out", filter="length > 0")
+    assert analyse(pipeline(tmp_path, small, buckets=["data", "out"])).exit_code == 0

@@ -21,6 +21,8 @@ from functools import cached_property
 from bridge.pipeline.keysets import KeySet
 from bridge.pipeline.model import UPLOAD_EVENT_NAMES, Pipeline, StepConfig, s3_event_types
 
+LAMBDA_ENVIRONMENT_LIMIT = 4096  # bytes, keys and values of a function's environment
+
 # Paths of regular files relative to the root folder: what the bridge uploads (never a
 # "folder/" key, never an empty part).
 _FILE_PATHS = KeySet.searched(r"^([^/]+/)*[^/]+$")
@@ -159,6 +161,16 @@ def _step_findings(keys: StepKeys) -> list[Finding]:
                 Level.WARNING,
                 f"{step.path} ({step.name}): no key passes both the notification filter "
                 "(on.prefix, on.suffix) and on.key: the step never runs",
+            )
+        )
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in step.variables.items())
+    if size > LAMBDA_ENVIRONMENT_LIMIT:
+        found.append(
+            Finding(
+                Level.WARNING,
+                f"{step.path} ({step.name}): its variables take {size} bytes; Lambda allows "
+                f"{LAMBDA_ENVIRONMENT_LIMIT} in a function's environment, so the rendered SAM "
+                "template would not deploy (a long filter belongs in filter.file)",
             )
         )
     if keys.triggers.approximate:
