@@ -334,46 +334,63 @@ class Storage:
         """Ranged GETs through s3transfer, hashed as the file fills, checked against S3's digest.
 
         ``pinned``: size and ETag as listed (``If-Match`` on every range); else s3transfer
-        learns them with a HeadObject. Ranged responses carry no checksum, so the digest
-        comes from the ETag when it is an MD5, else from HeadObject (``ChecksumMode=ENABLED``,
-        with ``If-Match`` on the ETag the ranges are read at), asked before the download so
-        the bytes are hashed while they arrive.
+        learns them with a HeadObject. Ranged responses carry no checksum: the digest is the
+        ETag's when it is an MD5, else it comes from HeadObject (``_expected_from_head``),
+        asked before the download when the ETag is known so the bytes are hashed as they land.
         """
-        head: dict[str, Any] | None = None
         guess: integrity.Expected | None = None
+        settled = False
         if pinned and integrity.etag_is_md5({"ETag": obj.etag}):
-            guess = integrity.Expected("MD5", bytes.fromhex(obj.etag), "ETag")  # unless SSE-KMS
+            # Confirmed after the download, once the responses tell there is no SSE-KMS.
+            guess = integrity.Expected("MD5", bytes.fromhex(obj.etag), "ETag")
         elif pinned:
-            head = self._head_checksum(bucket, obj.key, obj.etag)
-            guess = integrity.expected_digest(head)
+            guess, settled = self._expected_from_head(bucket, obj.key, obj.etag), True
         with path.open("w+b") as stream:
             writer = HashingFile(stream, guess.new_hash() if guess else None)
             self._large_transfers().download(bucket, obj if pinned else None, obj.key, writer)
-            if head is None:
-                fields = self._responses.fields_of(bucket, obj.key)
-                etag = str(fields.get("ETag", "")).strip('"') or obj.etag
+            fields = self._responses.fields_of(bucket, obj.key)
+            etag = str(fields.get("ETag", "")).strip('"') or obj.etag
+            expected = guess
+            if not settled:
                 expected = integrity.expected_digest({**fields, "ETag": etag})
                 if expected is None:
-                    expected = integrity.expected_digest(self._head_checksum(bucket, obj.key, etag))
-            else:
-                expected = guess
+                    expected = self._expected_from_head(bucket, obj.key, etag)
             if expected is None:
                 return False
-            digest = writer.digest() if expected.algorithm == (guess and guess.algorithm) else None
-            if digest is None:  # not hashed on the way (or a range was written twice): read back
-                hashed = expected.new_hash()
-                stream.seek(0)
-                while chunk := stream.read(1024 * 1024):
-                    hashed.update(chunk)
-                digest = hashed.digest()
+            digest = writer.digest() if expected == guess else None
+            if digest is None:  # not hashed on the way (or a range was written twice)
+                digest = _hash_back(stream, expected)
+            if digest != expected.digest and expected.part_sizes is not None:
+                # Parts of equal size were assumed: learn each part's size before concluding.
+                exact = self._part_sizes(bucket, obj.key, len(expected.part_sizes))
+                if exact != expected.part_sizes:
+                    expected = expected.with_parts(exact)
+                    digest = _hash_back(stream, expected)
         _check(bucket, obj.key, expected, digest)
         return True
 
-    def _head_checksum(self, bucket: str, key: str, etag: str) -> dict[str, Any]:
-        response = self.client.head_object(
+    def _expected_from_head(self, bucket: str, key: str, etag: str) -> integrity.Expected | None:
+        """The digest S3 states for ``key`` at ``etag``: a full-object checksum, else (multipart
+        objects) a composite checksum or the ETag, over parts sized as part 1 says."""
+        head = self.client.head_object(
             Bucket=bucket, Key=key, IfMatch=f'"{etag}"', ChecksumMode="ENABLED"
         )
-        return dict(response)
+        fields = dict(head)
+        expected = integrity.expected_digest(fields)
+        if expected is not None or "-" not in etag:
+            return expected
+        first = self.client.head_object(Bucket=bucket, Key=key, PartNumber=1)
+        size, parts = int(head.get("ContentLength", 0)), int(first.get("PartsCount", 0))
+        sizes = integrity.equal_parts(size, int(first.get("ContentLength", 0)), parts)
+        if sizes is None:  # not cut in equal parts: ask each part's size
+            sizes = self._part_sizes(bucket, key, parts)
+        return integrity.expected_for_parts(fields, sizes) if sum(sizes) == size else None
+
+    def _part_sizes(self, bucket: str, key: str, parts: int) -> tuple[int, ...]:
+        return tuple(
+            int(self.client.head_object(Bucket=bucket, Key=key, PartNumber=n)["ContentLength"])
+            for n in range(1, parts + 1)
+        )
 
     def _large_transfers(self) -> LargeTransfers:
         with self._large_lock:
@@ -634,6 +651,15 @@ def _md5_of(stream: IO[bytes]) -> bytes:
     while chunk := stream.read(1024 * 1024):
         digest.update(chunk)
     return digest.digest()
+
+
+def _hash_back(stream: IO[bytes], expected: integrity.Expected) -> bytes:
+    """The digest of the whole file, read from its start."""
+    hashed = expected.new_hash()
+    stream.seek(0)
+    while chunk := stream.read(1024 * 1024):
+        hashed.update(chunk)
+    return hashed.digest()
 
 
 def _check(bucket: str, key: str, expected: integrity.Expected, digest: bytes) -> None:

@@ -8,7 +8,14 @@ import zlib
 
 import pytest
 
-from bridge.integrity import HASHES, Expected, etag_is_md5, expected_digest
+from bridge.integrity import (
+    HASHES,
+    Expected,
+    equal_parts,
+    etag_is_md5,
+    expected_digest,
+    expected_for_parts,
+)
 
 MD5 = hashlib.md5(b"hello").hexdigest()
 CRC32 = base64.b64encode(zlib.crc32(b"hello").to_bytes(4, "big")).decode()
@@ -77,3 +84,46 @@ def test_crc64nvme_needs_awscrt() -> None:
     expected = expected_digest(fields)
     assert expected is not None
     assert expected.algorithm == ("CRC64NVME" if "CRC64NVME" in HASHES else "MD5")
+
+
+def crc32_of(data: bytes) -> bytes:
+    return zlib.crc32(data).to_bytes(4, "big")
+
+
+def test_a_composite_crc32_is_checked_part_by_part() -> None:
+    parts = [b"a" * 5, b"b" * 5, b"c" * 2]
+    composite = base64.b64encode(crc32_of(b"".join(crc32_of(p) for p in parts))).decode()
+    fields = {"ETag": '"0123-3"', "ChecksumCRC32": f"{composite}-3", "ChecksumType": "COMPOSITE"}
+    expected = expected_for_parts(fields, equal_parts(12, 5, 3) or ())
+    assert expected is not None and expected.algorithm == "CRC32"
+    assert digest_of(expected, b"".join(parts)) == expected.digest
+    assert digest_of(expected, b"a" * 5 + b"b" * 4 + b"Bc" + b"c") != expected.digest
+    assert digest_of(expected, b"".join(parts) + b"!") != expected.digest  # a byte too many
+
+
+def test_a_multipart_etag_is_the_md5_of_the_part_md5s() -> None:
+    parts = [b"x" * 7, b"y" * 3]
+    etag = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest()
+    expected = expected_for_parts({"ETag": f'"{etag}-2"'}, [7, 3])
+    assert expected is not None and expected.algorithm == "MD5"
+    assert digest_of(expected, b"x" * 7 + b"y" * 3) == expected.digest
+    assert expected.describe(digest_of(expected, b"x" * 10)).endswith(f"ETag says {etag}-2")
+    assert (
+        expected_for_parts({"ETag": f'"{etag}-2"', "ServerSideEncryption": "aws:kms"}, [7, 3])
+        is None
+    )
+    assert expected_for_parts({"ETag": f'"{etag}-3"'}, [7, 3]) is None  # a part count mismatch
+
+
+@pytest.mark.parametrize(
+    ("size", "first", "parts", "sizes"),
+    [
+        (12, 5, 3, (5, 5, 2)),
+        (10, 5, 2, (5, 5)),
+        (12, 5, 2, None),
+        (10, 5, 3, None),
+        (1, 0, 1, None),
+    ],
+)
+def test_equal_parts(size: int, first: int, parts: int, sizes: tuple[int, ...] | None) -> None:
+    assert equal_parts(size, first, parts) == sizes

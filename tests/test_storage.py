@@ -381,3 +381,56 @@ def test_a_file_not_written_to_its_end_has_no_digest(tmp_path: Path) -> None:
         target = HashingFile(stream, hashlib.md5())
         write_ranges(target, pattern(4000), [(2000, 4000)])
         assert target.digest() is None
+
+
+# --- multipart objects: verified part by part ----------------------------------------------
+
+
+def multipart_upload(client: Any, key: str, body: bytes, sizes: list[int]) -> None:
+    """An upload in parts of ``sizes`` bytes (the last takes the rest), without checksums."""
+    upload = client.create_multipart_upload(Bucket="bkt", Key=key)
+    parts, start = [], 0
+    for number, size in enumerate([*sizes, len(body) - sum(sizes)], start=1):
+        chunk = body[start : start + size]
+        start += size
+        part = client.upload_part(
+            Bucket="bkt", Key=key, UploadId=upload["UploadId"], PartNumber=number, Body=chunk
+        )
+        parts.append({"PartNumber": number, "ETag": part["ETag"]})
+    client.complete_multipart_upload(
+        Bucket="bkt", Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
+
+
+@pytest.mark.parametrize(
+    ("sizes", "heads"),
+    [
+        ([6 * MiB], 2),  # equal parts: the object's checksums, then part 1's size
+        ([5 * MiB, 6 * MiB], 5),  # they look equal from part 1: then each part's size
+        ([5 * MiB], 4),  # a last part larger than part 1: each part's size at once
+    ],
+    ids=["equal-parts", "unequal-parts", "large-last-part"],
+)
+def test_a_multipart_object_is_verified_against_its_etag_part_by_part(
+    bucket: Any, aws: MotoServer, tmp_path: Path, sizes: list[int], heads: int
+) -> None:
+    body = pattern(12 * MiB, seed=21)
+    multipart_upload(bare_client(aws.endpoint), "obj", body, sizes)
+    storage, calls = counting_storage()
+
+    result = pull_all(storage, tmp_path)
+
+    assert (tmp_path / "obj").read_bytes() == body
+    assert result.unverified == ()
+    assert calls["HeadObject"] == heads
+
+
+def test_a_flipped_byte_fails_the_pull_of_a_multipart_object(
+    bucket: Any, aws: MotoServer, flipping: Any, tmp_path: Path
+) -> None:
+    multipart_upload(bare_client(aws.endpoint), "obj", pattern(LARGE, seed=22), [5 * MiB])
+    proxy = flipping(Faults(flip=1.0), count=1)
+    storage, _ = counting_storage(proxy.endpoint)
+
+    with pytest.raises(IntegrityError, match=r"s3://bkt/obj: MD5 .* is [0-9a-f]{32}-2, .*ETag"):
+        pull_all(storage, tmp_path)
