@@ -347,7 +347,10 @@ class Storage:
             guess, settled = self._expected_from_head(bucket, obj.key, obj.etag), True
         with path.open("w+b") as stream:
             writer = HashingFile(stream, guess.new_hash() if guess else None)
-            self._large_transfers().download(bucket, obj if pinned else None, obj.key, writer)
+            try:
+                self._large_transfers().download(bucket, obj if pinned else None, obj.key, writer)
+            finally:
+                writer.close()
             fields = self._responses.fields_of(bucket, obj.key)
             etag = str(fields.get("ETag", "")).strip('"') or obj.etag
             expected = guess
@@ -542,22 +545,28 @@ class Storage:
 
 
 class HashingFile:
-    """The file s3transfer writes ranges into (seek, write), hashing the bytes in order as
-    the written prefix grows: a chunk landing at the frontier from memory, chunks written
-    ahead of it read back (from the page cache) once the gap before them is filled. So the
-    hashing overlaps the download instead of following it.
+    """The file s3transfer writes ranges into (seek, write), hashed in order by a thread of
+    its own as the written prefix grows: the download's threads never wait for the hash,
+    which reads the bytes back (from the page cache) behind the writes.
 
-    A range written twice (s3transfer retries a broken range from its start) may differ
-    from what was hashed: then ``digest`` is None and the caller reads the file back.
+    A range written again over bytes already hashed (s3transfer retries a broken range from
+    its start) may differ from what was hashed: then ``digest`` is None and the caller reads
+    the file back.
     """
 
     def __init__(self, stream: IO[bytes], digest: integrity.Hash | None) -> None:
         self._stream = stream
         self._hash = digest
-        self._frontier = 0  # bytes hashed so far
-        self._ahead: dict[int, int] = {}  # offset -> length, written beyond the frontier
-        self._rewritten = False
-        self._lock = threading.Lock()
+        self._ahead: dict[int, int] = {}  # offset -> length, written beyond the prefix
+        self._written = 0  # the written prefix
+        self._claimed = 0  # bytes the hashing thread has taken
+        self._finished = False
+        self._spoilt = False
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        if digest is not None:
+            self._thread = threading.Thread(target=self._follow, name="bridge-hash", daemon=True)
+            self._thread.start()
 
     def seekable(self) -> bool:
         return True
@@ -569,41 +578,56 @@ class HashingFile:
         return self._stream.tell()
 
     def write(self, data: bytes) -> int:
-        with self._lock:
-            offset = self._stream.tell()
-            written = self._stream.write(data)
-            if self._hash is None or self._rewritten:
-                return written
-            if offset < self._frontier:
-                self._rewritten = True
-            elif offset > self._frontier:
-                self._ahead[offset] = max(written, self._ahead.get(offset, 0))
-            else:
-                self._hash.update(data)
-                self._frontier += written
-                self._catch_up()
+        offset = self._stream.tell()
+        written = self._stream.write(data)
+        if self._hash is None:
             return written
+        self._stream.flush()  # the hashing thread reads through the descriptor
+        with self._changed:
+            if offset < self._claimed:
+                self._spoilt = True
+            elif offset <= self._written:
+                self._written = max(self._written, offset + written)
+                while self._written in self._ahead:
+                    self._written += self._ahead.pop(self._written)
+            else:
+                self._ahead[offset] = max(written, self._ahead.get(offset, 0))
+            self._changed.notify()
+        return written
 
-    def _catch_up(self) -> None:
+    def _follow(self) -> None:
         assert self._hash is not None
-        while self._frontier in self._ahead:
-            length = self._ahead.pop(self._frontier)
-            self._stream.flush()
-            data = os.pread(self._stream.fileno(), length, self._frontier)
-            self._hash.update(data)
-            self._frontier += len(data)
-        stale = [offset for offset in self._ahead if offset < self._frontier]
-        if stale:  # overlapping writes: the order of bytes hashed is no longer certain
-            self._rewritten = True
+        try:
+            while True:
+                with self._changed:
+                    while self._claimed == self._written and not self._finished:
+                        self._changed.wait()
+                    if self._spoilt or self._claimed == self._written:
+                        return
+                    start, end = self._claimed, self._written
+                    self._claimed = end
+                for position in range(start, end, 1024 * 1024):
+                    length = min(1024 * 1024, end - position)
+                    self._hash.update(os.pread(self._stream.fileno(), length, position))
+        except (OSError, ValueError):
+            with self._changed:
+                self._spoilt = True
+
+    def close(self) -> None:
+        """Stop the hashing thread (after the download, whether it succeeded or not)."""
+        with self._changed:
+            self._finished = True
+            self._changed.notify()
+        if self._thread is not None:
+            self._thread.join()
 
     def digest(self) -> bytes | None:
         """The hash of the whole file if it was hashed in order as written, else None."""
-        with self._lock:
-            self._stream.flush()
-            size = os.fstat(self._stream.fileno()).st_size
-            if self._hash is None or self._rewritten or self._frontier != size or self._ahead:
-                return None
-            return self._hash.digest()
+        self.close()
+        size = os.fstat(self._stream.fileno()).st_size
+        with self._changed:
+            whole = self._claimed == size and not self._ahead and not self._spoilt
+        return self._hash.digest() if self._hash is not None and whole else None
 
 
 def open_beneath(root: Path, relative: str) -> int:
