@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import collections
 import hashlib
+import logging
 import os
 import zlib
 from collections.abc import Callable, Iterator
@@ -17,6 +18,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
+from bridge.events import ObjectEvent
+from bridge.groups import ExecutionGroup
+from bridge.outcomes import Status
 from bridge.paths import plan_pull
 from bridge.storage import (
     MULTIPART_THRESHOLD,
@@ -29,6 +33,7 @@ from bridge.storage import (
 )
 from tests.conftest import MotoServer
 from tests.faultproxy import FaultProxy, Faults, Request
+from tests.helpers import handler, make_engine
 
 MiB = 1024 * 1024
 LARGE = MULTIPART_THRESHOLD + MiB + 17
@@ -437,3 +442,22 @@ def test_a_flipped_byte_fails_the_pull_of_a_multipart_object(
 
     with pytest.raises(IntegrityError, match=r"s3://bkt/obj: MD5 .* is [0-9a-f]{32}-2, .*ETag"):
         pull_all(storage, tmp_path)
+
+
+def test_the_group_summary_counts_what_could_not_be_verified(
+    bucket: Any, aws: MotoServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    bare_client(aws.endpoint).put_object(
+        Bucket="bkt", Key="job/kms.bin", Body=b"secret", ServerSideEncryption="aws:kms"
+    )
+    bucket.put_object(Bucket="bkt", Key="job/plain.bin", Body=b"open")
+    caplog.set_level(logging.INFO)
+    event = ObjectEvent("bkt", "job/plain.bin", "ObjectCreated:Put", None, None, None)
+
+    outcome = make_engine(handler("copier")).run_group(ExecutionGroup("bkt", "job/", (event,)))
+
+    assert outcome.status is Status.SUCCEEDED
+    [summary] = [r for r in caplog.records if r.getMessage() == "group summary"]
+    assert getattr(summary, "fields", {})["unverified"] == 1
+    [warning] = [r for r in caplog.records if r.getMessage() == "pulled objects not verified"]
+    assert getattr(warning, "fields", {})["keys"] == ["job/kms.bin"]
