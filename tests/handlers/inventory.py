@@ -14,7 +14,11 @@ tmp = Path(tempfile.gettempdir())
 
 
 def walk(base: Path) -> list[str]:
-    return sorted(str(p.relative_to(base)) for p in base.rglob("*"))
+    # os.walk, not rglob: TMPDIR is shared, and a folder that vanishes mid-walk is skipped.
+    found = []
+    for folder, dirs, files in os.walk(base):
+        found += [str(Path(folder, name).relative_to(base)) for name in dirs + files]
+    return sorted(found)
 
 
 report = {"root": walk(root), "tmpdir": walk(tmp), "tmpdir_path": str(tmp)}
