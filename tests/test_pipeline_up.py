@@ -172,3 +172,40 @@ def test_up_local_without_moto_says_how_to_get_it(
     err = capsys.readouterr().err
     assert "pipeline up --local: the moto server (a local S3 and SQS) is not installed" in err
     assert "pip install 's3-event-bridge[demo]'" in err
+
+
+def test_a_second_stop_request_stops_running_handlers(aws: MotoServer, tmp_path: Path) -> None:
+    """SIGTERM drains (a handler still running is waited for); a second one forces."""
+    (tmp_path / "pipeline.yaml").write_text(
+        "pipeline: slow\nbuckets: [inbox, outbox]\nsteps:\n"
+        "  - name: slow\n    run: python -c 'import time; time.sleep(600)'\n"
+        "    on: {bucket: inbox}\n    to: outbox\n"
+    )
+    (tmp_path / "seed" / "inbox").mkdir(parents=True)
+    (tmp_path / "seed" / "inbox" / "a.txt").write_text("a")
+    options = ["--seed", str(tmp_path / "seed"), "--visibility-timeout", "600"]
+    process = subprocess.Popen(
+        [*bridge_command(), "pipeline", "up", str(tmp_path / "pipeline.yaml"), *options],
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    seen: list[str] = []
+    try:
+        for expected in ("group started", "stop requested: finishing running groups"):
+            while not any(expected in line for line in seen):
+                line = process.stderr.readline()
+                assert line, "".join(seen)
+                seen.append(line)
+                if expected == "group started" and expected in line:
+                    process.send_signal(signal.SIGTERM)  # the handler sleeps: a drain waits
+        process.send_signal(signal.SIGTERM)
+        rest = process.stderr.read()
+        assert process.wait(timeout=120) == 0, rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "pipeline up: stop requested again: stopping running handlers" in rest
+    assert "forced stop: stopping running handlers" in rest

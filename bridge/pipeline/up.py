@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 POLL_INTERVAL = 0.5
 IDLE_ROUNDS = 2  # consecutive idle observations: a chain's next message is never missed
 WAIT_TIME = 2  # the workers' long poll: short, so a stop is quick
+FORCE_INTERVAL = 1.0  # between the two SIGINTs that make a worker stop its handlers
 
 
 class UpError(Exception):
@@ -88,9 +89,10 @@ def run_up(pipeline: Pipeline, options: UpOptions, out: IO[str] | None = None) -
     local = options.local or not os.environ.get("AWS_ENDPOINT_URL")
     if local and not moto_available():
         raise UpError(f"pipeline up --local: {MOTO_MISSING}")
-    stop = threading.Event()
+    requests = _StopRequests()
+    stop = requests.event
     with ExitStack() as stack:
-        stack.enter_context(_stop_on_signals(stop))
+        stack.enter_context(_stop_on_signals(requests))
         environment = _base_environment(local)
         if local:
             server = stack.enter_context(MotoServer())
@@ -105,6 +107,7 @@ def run_up(pipeline: Pipeline, options: UpOptions, out: IO[str] | None = None) -
             _say(stream, f"seeded {len(seeds)} files from {options.seed}")
         workers = _Workers(pipeline, options, environment, queues, stream)
         stack.callback(workers.stop)
+        requests.force = workers.force
         workers.start()
         _say(stream, "workers started: " + ", ".join(s.name for s in pipeline.steps))
         return _watch(pipeline, options, sqs, queues, workers, stop, stream)
@@ -116,15 +119,29 @@ def _say(stream: IO[str], message: str) -> None:
     stream.flush()
 
 
+class _StopRequests:
+    """The first SIGTERM/SIGINT asks for a drain; a second one forces the workers to stop
+    their running handlers now (``force``, once the workers exist)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.force: Callable[[], None] | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.event.is_set() and self.force is not None:
+            self.force()
+        self.event.set()
+
+
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT set ``stop`` (when running in the main thread)."""
+def _stop_on_signals(requests: _StopRequests) -> Iterator[None]:
+    """SIGTERM and SIGINT go to ``requests`` (when running in the main thread)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     for sig in previous:
-        signal.signal(sig, lambda signum, frame: stop.set())
+        signal.signal(sig, requests)
     try:
         yield
     finally:
@@ -304,6 +321,24 @@ class _Workers:
     def exited(self) -> list[tuple[str, int]]:
         """Steps whose worker has exited, with the exit status."""
         return [(n, p.returncode) for n, p in self.processes.items() if p.poll() is not None]
+
+    def force(self) -> None:
+        """Stop the running handlers now: ``consume`` forces on its second SIGINT.
+
+        Called from a signal handler: the signals are sent from a thread, a moment apart,
+        because two signals close together can reach a process as one.
+        """
+        with self.lock:
+            self.stream.write("pipeline up: stop requested again: stopping running handlers\n")
+            self.stream.flush()
+        threading.Thread(target=self._interrupt_twice, daemon=True).start()
+
+    def _interrupt_twice(self) -> None:
+        for _ in range(2):
+            for process in self.processes.values():
+                if process.poll() is None:
+                    process.send_signal(signal.SIGINT)
+            time.sleep(FORCE_INTERVAL)
 
     def stop(self) -> None:
         """SIGTERM every worker (they finish running groups), wait, then collect the logs."""
