@@ -114,9 +114,14 @@ def run_up(pipeline: Pipeline, options: UpOptions, out: IO[str] | None = None) -
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
 
 
+# One line at a time on the output: the driver's lines and the workers' pumped ones.
+_OUTPUT = threading.RLock()  # re-entrant: a signal handler may print mid-line
+
+
 def _say(stream: IO[str], message: str) -> None:
-    stream.write(f"pipeline up: {message}\n")
-    stream.flush()
+    with _OUTPUT:
+        stream.write(f"pipeline up: {message}\n")
+        stream.flush()
 
 
 class _StopRequests:
@@ -272,7 +277,6 @@ class _Workers:
         self.stream = stream
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.pumps: list[threading.Thread] = []
-        self.lock = threading.Lock()
 
     def start(self) -> None:
         """Start one ``consume`` per step, in the step's working folder."""
@@ -311,7 +315,7 @@ class _Workers:
             copy = stack.enter_context(log.open("w", encoding="utf-8")) if log else None
             for raw in process.stdout:
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")
-                with self.lock:
+                with _OUTPUT:
                     self.stream.write(prefix + line + "\n")
                     self.stream.flush()
                 if copy is not None:
@@ -328,9 +332,7 @@ class _Workers:
         Called from a signal handler: the signals are sent from a thread, a moment apart,
         because two signals close together can reach a process as one.
         """
-        with self.lock:
-            self.stream.write("pipeline up: stop requested again: stopping running handlers\n")
-            self.stream.flush()
+        _say(self.stream, "stop requested again: stopping running handlers")
         threading.Thread(target=self._interrupt_twice, daemon=True).start()
 
     def _interrupt_twice(self) -> None:
