@@ -103,6 +103,31 @@ class InvocationResult:
         return error_document(EXECUTION_GROUP_FAILED, reasons)
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """What a queue driver does with each message it received, once the batch is processed.
+
+    Every received id is in exactly one of the three: ``delete`` (it succeeded),
+    ``release`` (it was not run: make it visible again now) or ``keep`` (it failed: leave it
+    to come back after its visibility timeout, and to the DLQ after ``maxReceiveCount``).
+    """
+
+    delete: tuple[str, ...]
+    release: tuple[str, ...]
+    keep: tuple[str, ...]
+
+
+def settle(received: Iterable[str], result: InvocationResult) -> Settlement:
+    """Sort the ``received`` message ids of a processed batch by what must happen to them."""
+    failed, undone = set(result.failed_message_ids), set(result.not_run_message_ids)
+    ids = list(dict.fromkeys(received))
+    return Settlement(
+        delete=tuple(i for i in ids if i not in failed),
+        release=tuple(i for i in ids if i in undone),
+        keep=tuple(i for i in ids if i in failed and i not in undone),
+    )
+
+
 def process_invocation(
     invocation: Invocation, routing: Routing, run_group: RunGroup
 ) -> InvocationResult:

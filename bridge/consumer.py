@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.app import App
-from bridge.batch import process_invocation
+from bridge.batch import process_invocation, settle
 from bridge.events import Invocation, Source, parse_sqs_body
 from bridge.groups import ExecutionGroup
 from bridge.handler import stop_all_handlers
@@ -233,22 +233,21 @@ class Consumer:
                 invocation, app.routing, lambda group: self._run_group_or_skip(app, group)
             )
 
-        failed = set(result.failed_message_ids)
-        undone = set(result.not_run_message_ids)
-        succeeded = [mid for mid in receipts if mid not in failed]
-        released = [mid for mid in receipts if mid in undone]
-        if len(failed) > len(released):
+        settlement = settle(receipts, result)
+        if settlement.keep:
             self._failed.set()
-        _delete(sqs, self.options.queue_url, {mid: receipts[mid] for mid in succeeded})
-        _change_visibility(sqs, self.options.queue_url, {m: receipts[m] for m in released}, 0)
+        _delete(sqs, self.options.queue_url, {m: receipts[m] for m in settlement.delete})
+        _change_visibility(
+            sqs, self.options.queue_url, {m: receipts[m] for m in settlement.release}, 0
+        )
         fields: dict[str, Any] = {
             "received": len(receipts),
-            "deleted": len(succeeded),
-            "failed": len(failed) - len(released),
-            "released": len(released),
+            "deleted": len(settlement.delete),
+            "failed": len(settlement.keep),
+            "released": len(settlement.release),
         }
-        if len(failed) > len(released):  # ids to find in the DLQ and in the group lines
-            fields["failed_message_ids"] = [mid for mid in receipts if mid in failed - undone]
+        if settlement.keep:  # ids to find in the DLQ and in the group lines
+            fields["failed_message_ids"] = list(settlement.keep)
         level = logging.WARNING if fields["failed"] else logging.INFO
         log(logger, level, "batch done", **fields)
 

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bridge.batch import InvocationResult, MessageFailure, Routing, process_invocation
+from bridge.batch import (
+    InvocationResult,
+    MessageFailure,
+    Routing,
+    Settlement,
+    process_invocation,
+    settle,
+)
 from bridge.events import Invocation, Message, ObjectEvent, Source
 from bridge.groups import ExecutionGroup
 from bridge.logs import request_context, request_id
@@ -486,3 +493,12 @@ def test_groups_run_on_threads_keep_the_request_id() -> None:
         process_invocation(direct("a/1", "b/1", "c/1"), SIDE_BY_SIDE, run_group)
 
     assert seen == ["req-42"] * 3
+
+
+def test_settle_deletes_successes_releases_the_not_run_and_keeps_failures() -> None:
+    engine = FakeEngine(failing={"b/"}, not_starting={"c/"})
+    result = process_invocation(
+        sqs(msg("m1", "a/1"), msg("m2", "b/1"), msg("m3", "c/1"), bad("m4")), ALL, engine
+    )
+    settlement = settle(["m1", "m2", "m3", "m4"], result)
+    assert settlement == Settlement(delete=("m1",), release=("m3",), keep=("m2", "m4"))

@@ -22,7 +22,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.batch import Routing, process_invocation
+from bridge.batch import Routing, process_invocation, settle
 from bridge.events import (
     Invocation,
     Message,
@@ -382,7 +382,26 @@ def test_every_message_is_acknowledged_or_reported_never_both_never_lost(
     assert len(reported) == len(set(reported)), "reported twice"
     assert set(reported) <= set(ids), "reported a message that does not exist"
     assert set(result.not_run_message_ids) <= set(reported)
-    # Acknowledged = every other message; check_* below prove each side is the right one.
+    # What the consumer does with each: exactly one of delete, release, keep.
+    settlement = settle(ids, result)
+    assert sorted(settlement.delete + settlement.release + settlement.keep) == sorted(ids)
+    assert set(settlement.delete) == set(ids) - set(reported)  # acknowledged: not reported
+    assert set(settlement.release) == set(result.not_run_message_ids)
+    if invocation.fifo:  # from the first message not done on, all released or none
+        first = next((i for i, m in enumerate(invocation.messages) if m.message_id in reported), 0)
+        stopped_by = invocation.messages[first] if reported else None
+        only_not_run = stopped_by is not None and (
+            stopped_by.error is None and all(o.ran is False for o in run.outcomes if not o.ok)
+        )
+        expected = [m.message_id for m in invocation.messages[first:]] if only_not_run else []
+        assert list(settlement.release) == expected
+    else:  # released exactly when none of its groups failed for real and it parsed
+        for message in invocation.messages:
+            mine = [o for o in run.outcomes if message.message_id in o.group.message_ids]
+            not_run_only = any(not o.ran for o in mine) and all(o.ok or not o.ran for o in mine)
+            released = message.error is None and not_run_only
+            assert (message.message_id in settlement.release) == released, message
+    # check_* below prove each message is on the right side.
     assert result.outcomes == tuple(run.outcomes)
 
     if invocation.fifo:
