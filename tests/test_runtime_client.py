@@ -197,7 +197,7 @@ def test_interim_100_continue_is_skipped(scripted: list[ScriptedServer]) -> None
     server = serve(scripted, Reply([b"HTTP/1.1 100 Continue\r\n\r\n", ACCEPTED]))
     RuntimeApiClient(server.address).post_error("req-1", {"errorType": "E", "errorMessage": "m"})
     request = server.requests[0][1]
-    assert b"Lambda-Runtime-Function-Error-Type: E\r\n" in request
+    assert b"Lambda-Runtime-Function-Error-Type: Runtime.E\r\n" in request  # Category.Reason
     assert b"Content-Type: application/vnd.aws.lambda.error+json\r\n" in request
 
 
