@@ -350,6 +350,46 @@ def test_consume_adopts_and_reaps_an_escaped_daemon(
         assert bridge.wait(timeout=GUARD_SECONDS) == 0
 
 
+def test_consume_reaps_an_orphan_that_escaped_the_marker(
+    s3: Any, sqs: Any, tmp_path: Path, strays: list[int]
+) -> None:
+    """A child that emptied its environment outlives its group (it cannot be told apart),
+    but once it exits, the subreaper consumer reaps it: no zombie piles up."""
+    s3.create_bucket(Bucket="bkt")
+    put(s3, "bkt", "in/a.txt", "a")
+    put(s3, "bkt", "other/b.txt", "b")
+    queue = sqs.create_queue(QueueName="work")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody=s3_notification("bkt", ["in/a.txt"]))
+    log = tmp_path / "bridge.log"
+    bridge = subprocess.Popen(
+        [
+            *bridge_command(),
+            "consume",
+            "--queue-url",
+            queue,
+            "--wait-time",
+            "1",
+            "--",
+            *handler("orphan"),
+        ],
+        env=subprocess_env(PID_FILE=str(tmp_path / "orphan.pid")),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    try:
+        orphan = wait_until(lambda: read_pids(tmp_path / "orphan.pid"), "the orphan")[0]
+        strays.append(orphan)
+        # Adopted by the consumer, and exited by itself: a zombie only its parent can reap.
+        wait_until(lambda: process_state(orphan) == ("Z", bridge.pid), "its exit")
+        # The next group ends with a sweep of such zombies.
+        sqs.send_message(QueueUrl=queue, MessageBody=s3_notification("bkt", ["other/b.txt"]))
+        wait_until(lambda: log.read_text(errors="replace").count("batch done") >= 2, "batch 2")
+        assert process_state(orphan) is None
+    finally:
+        bridge.send_signal(signal.SIGTERM)
+        assert bridge.wait(timeout=GUARD_SECONDS) == 0
+
+
 def guard_of(pid: int) -> int:
     """The guard process of bridge ``pid``: its child running bridge/containment.py."""
     for entry in filter(str.isdigit, os.listdir("/proc")):
