@@ -494,6 +494,9 @@ def describe_s3_error(exc: ClientError, doing: str, bucket: str, prefix: str) ->
     where = f"{doing} s3://{bucket}/{prefix}"
     if code in ("403", "AccessDenied", "Forbidden"):
         return f"{action} denied on bucket {bucket} ({where}): {code}: {message}".rstrip(": ")
+    if code == "NoSuchBucket":
+        check = "TARGET_BUCKET" if doing.startswith(("push", "read stored")) else "the trigger"
+        return f"bucket {bucket} does not exist ({where}): check {check}"
     return f"{operation} failed on bucket {bucket} ({where}): {code}: {message}".rstrip(": ")
 
 

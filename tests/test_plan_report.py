@@ -14,6 +14,7 @@ from tests.conftest import MotoServer, bridge_command, subprocess_env
 from tests.helpers import put
 
 BUCKET = "plan-src"
+WRITES_ONE = ["sh", "-c", 'echo out > "$ROOT_FOLDER/new.txt"']
 
 
 def plan(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -80,4 +81,25 @@ def test_plan_cannot_list_is_a_json_line_with_json_logs(aws: MotoServer) -> None
     [line] = result.stderr.splitlines()
     assert json.loads(line)["message"].startswith(
         f"s3-event-bridge: plan: cannot list s3://{BUCKET}/"
+    )
+
+
+def test_run_names_a_missing_target_bucket(src: Any) -> None:
+    result = subprocess.run(
+        [*bridge_command(), "run", "--bucket", BUCKET, "--prefix", "in/", "--", *WRITES_ONE],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(TARGET_BUCKET="no-such-target", LOG_FORMAT="json"),
+        timeout=60,
+    )
+    assert result.returncode == 1
+    [summary] = [
+        line
+        for line in map(json.loads, result.stderr.splitlines())
+        if line["message"] == "group summary"
+    ]
+    # The target's ETags are read first (SKIP_UNCHANGED): that is where it is found missing.
+    where = "read stored ETags s3://no-such-target/in/"
+    assert (
+        summary["reason"] == f"bucket no-such-target does not exist ({where}): check TARGET_BUCKET"
     )
