@@ -28,6 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
+    FlexibleChecksumError,
     IncompleteReadError,
     ReadTimeoutError,
     ResponseStreamingError,
@@ -322,6 +323,8 @@ class Storage:
                 if attempt == STREAMING_ATTEMPTS:
                     raise
                 continue
+            except FlexibleChecksumError as exc:  # botocore checked a checksum it can compute
+                raise IntegrityError(f"s3://{bucket}/{key}: {exc}") from exc
             finally:
                 response["Body"].close()
             if expected is None or digest is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -304,6 +305,11 @@ def test_plan_and_run_take_the_same_decision(
         put(src, BUCKET, key, key)
     report = tmp_path / "report.json"
     monkeypatch.setenv("REPORT_FILE", str(report))
+    # The handler walks TMPDIR too: a private one, not the machine's shared /tmp.
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private))
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     engine = make_engine(handler("inventory"), pull_scope=scope, pull_match_keys=r"\.txt$")
     group = ExecutionGroup(BUCKET, "in/", (created(src, "in/a.txt"), created(src, "in/b.csv")))
 
