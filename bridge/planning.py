@@ -10,6 +10,7 @@ from typing import Any
 from bridge.app import App
 from bridge.engine import GroupPlan
 from bridge.events import ObjectEvent
+from bridge.logs import printable
 from bridge.settings import VARIABLES, Settings, unset_meaning
 
 
@@ -185,15 +186,13 @@ def render_plan(report: dict[str, Any]) -> str:
 
 
 def _render_configuration(configuration: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """``NAME  value`` as set (control characters escaped), or ``NAME  (unset: meaning)``."""
     if not configuration:
         return []
     width = max(len(name) for name in configuration)
     lines = ["configuration:"]
     for name, entry in configuration.items():
-        shown = (
-            json.dumps(entry["value"], ensure_ascii=False) if entry["value"] is not None else None
-        )
-        lines.append(
-            f"  {name:<{width}}  {shown if shown is not None else 'unset: ' + entry['unset']}"
-        )
+        value = entry["value"]
+        shown = printable(value) if value is not None else f"(unset: {entry['unset']})"
+        lines.append(f"  {name:<{width}}  {shown}")
     return lines

@@ -46,13 +46,14 @@ def test_effective_configuration_names_every_variable() -> None:
 
 
 def test_plan_prints_the_effective_configuration_and_the_typo_warning(src: Any) -> None:
-    result = plan(MATCH_KYE="^in/", PULL_PARENT_DIRS="0")
+    result = plan(MATCH_KYE="^in/", PULL_PARENT_DIRS="0", MATCH_EVENTS=r"^ObjectCreated:.*\.txt$")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     start = lines.index("configuration:")
     config = {line.split()[0]: line.split(None, 1)[1] for line in lines[start + 1 :]}
-    assert config["MATCH_KEY"] == "unset: every key matches"
-    assert config["PULL_PARENT_DIRS"] == '"0"'
+    assert config["MATCH_KEY"] == "(unset: every key matches)"
+    assert config["PULL_PARENT_DIRS"] == "0"
+    assert config["MATCH_EVENTS"] == r"^ObjectCreated:.*\.txt$"  # as set, not JSON-escaped
     assert set(config) == set(VARIABLES)
     assert "did you mean MATCH_KEY?" in result.stderr
 
