@@ -274,6 +274,9 @@ def start_guard() -> None:
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C or a group signal meant for the bridge misses it
+            # Unmarked: a bridge that is itself some outer bridge's handler is killed with
+            # its group, and its guard must outlive it to kill the bridge's own handlers.
+            env={name: value for name, value in os.environ.items() if name != MARKER_VAR},
         )
         _spawned.add(guard.pid)
         _state["guard"], _state["guard_owner"] = guard, owner

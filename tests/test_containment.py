@@ -206,6 +206,23 @@ def test_a_dead_guard_is_replaced_and_a_guard_kills_what_its_bridge_marked() -> 
         marked.wait()
 
 
+def test_the_guard_of_a_nested_bridge_is_not_marked_by_the_outer_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bridge run as another bridge's handler dies with the outer group; its guard must
+    survive that kill to take the inner handlers down."""
+    outer = "999-1.1"
+    monkeypatch.setenv(containment.MARKER_VAR, outer)
+    containment.stop_guard()
+    containment.start_guard()
+    guard = containment.guard_pid()
+    try:
+        assert guard is not None and process_state(guard) is not None
+        assert guard not in containment.marked_processes(outer)
+    finally:
+        containment.stop_guard()
+
+
 # --------------------------------------------------------------------------- a whole group
 
 
