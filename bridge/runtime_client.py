@@ -334,7 +334,10 @@ def _quote(request_id: str) -> str:
 
 
 def _json_bytes(document: Mapping[str, Any]) -> bytes:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    # A lone surrogate (from JSON's "\\ud800" in a payload) cannot be UTF-8; written as the
+    # same escape, it stays valid JSON holding the same value.
+    return text.encode("utf-8", "backslashreplace")
 
 
 def _int_or_none(value: str | None) -> int | None:

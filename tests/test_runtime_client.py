@@ -262,6 +262,17 @@ def test_request_ids_are_percent_encoded_in_the_path(scripted: list[ScriptedServ
     assert server.requests[0][1].startswith(b"POST /2018-06-01/runtime/invocation/a%2Fb%20c/")
 
 
+def test_a_document_holding_a_lone_surrogate_is_posted_as_valid_utf8_json(
+    scripted: list[ScriptedServer],
+) -> None:
+    """A string from a hostile payload ("\\ud800" in JSON) must not crash the answer."""
+    server = serve(scripted, Reply([ACCEPTED]))
+    document = {"errorType": "E", "errorMessage": "key in/\ud800 é"}
+    RuntimeApiClient(server.address).post_error("req-1", document)
+    body = server.requests[0][1].split(b"\r\n\r\n", 1)[1]
+    assert json.loads(body.decode("utf-8")) == document  # strict UTF-8, same value
+
+
 def test_large_chunked_payload_from_the_fake_runtime_api() -> None:
     payload = {"records": ["x" * 1000] * 200}  # about 200 KB, sent in 2 KiB chunks
     with FakeRuntimeApi(chunk_above=2048) as api:
