@@ -94,54 +94,26 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def _dispatch(args: list[str]) -> int:
-    runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
-    if args and args[0] in MODES:
-        mode, rest = args[0], args[1:]
-    elif not args and runtime_api:
-        # ENTRYPOINT ["s3-event-bridge"] with no CMD: the handler comes from HANDLER_COMMAND.
-        mode, rest = "lambda", []
-    elif not args:
-        raise UsageError(
-            f"no mode given (modes: {', '.join(MODES)}; with AWS_LAMBDA_RUNTIME_API set, no "
-            f"arguments means lambda); see '{PROG} --help'"
-        )
-    elif args[0] in ("-h", "--help"):
-        _top_parser().print_help()
-        return EXIT_OK
-    elif args[0] == "--version":
-        print(f"{PROG} {__version__}")
-        return EXIT_OK
-    elif runtime_api and "lambda" in MODES:
-        mode, rest = "lambda", ["--", *args]
-    else:
-        raise UsageError(
-            f"unknown mode {args[0]!r} (modes: {', '.join(MODES)}); a bare handler command "
-            "runs lambda mode only when AWS_LAMBDA_RUNTIME_API is set"
-        )
-    if mode == "lambda" and runtime_api:
-        return _start_lambda(runtime_api, rest)
-    return _parse_and_run(mode, rest)
+@dataclass(frozen=True)
+class CommandLine:
+    """A parsed command line: the mode, its options, and the handler command (maybe empty)."""
+
+    mode: str
+    options: argparse.Namespace
+    command: list[str]
 
 
-def _start_lambda(address: str, rest: list[str]) -> int:
-    """Lambda mode under a Runtime API: every start-up failure goes to ``init/error`` first,
-    so that it shows in the function's logs and the invocation fails at once (exit 2)."""
-    from bridge import runtime
+def parse_command_line(argv: Sequence[str], runtime_api: str | None = None) -> CommandLine:
+    """Parse ``s3-event-bridge [MODE] [MODE OPTIONS] [--] [HANDLER COMMAND ...]`` (§5).
 
-    try:
-        return _parse_and_run("lambda", rest)
-    except UsageError as exc:
-        runtime.fail_init(address, STARTUP_ERROR, [f"{PROG}: {exc}"])
-    except ConfigurationError as exc:
-        lines = [f"{PROG}: configuration error: {problem}" for problem in exc.problems]
-        runtime.fail_init(address, CONFIGURATION_ERROR, lines)
-    except Exception as exc:  # a bug, or the host refusing what the runtime needs
-        runtime.fail_init(address, STARTUP_ERROR, [f"{PROG}: {type(exc).__name__}: {exc}"])
-    return EXIT_USAGE
-
-
-def _parse_and_run(mode: str, rest: list[str]) -> int:
+    ``runtime_api`` is the value of ``AWS_LAMBDA_RUNTIME_API``: when set, no arguments or a
+    bare handler command mean ``lambda`` mode. Mode options come first; the handler command
+    follows ``--`` or the first non-option, and is kept untouched from there on, even
+    arguments that look like options. Raises :class:`UsageError` with a one-line reason (a
+    mode's ``--help`` prints and exits, as argparse does). ``--help`` and ``--version``
+    before any mode are handled by :func:`main`, not here.
+    """
+    mode, rest = _choose_mode(list(argv), runtime_api)
     parser = _mode_parser(mode)
     try:
         options, command = _split_command(parser, rest)
@@ -154,7 +126,62 @@ def _parse_and_run(mode: str, rest: list[str]) -> int:
         raise
     if command and not MODES[mode].takes_command:
         raise UsageError(f"{mode}: unexpected arguments: {' '.join(command)}")
-    return MODES[mode].run(options, command)
+    return CommandLine(mode, options, command)
+
+
+def _dispatch(args: list[str]) -> int:
+    runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
+    if args and args[0] in ("-h", "--help"):
+        _top_parser().print_help()
+        return EXIT_OK
+    if args and args[0] == "--version":
+        print(f"{PROG} {__version__}")
+        return EXIT_OK
+    mode, _ = _choose_mode(args, runtime_api)
+    if mode == "lambda" and runtime_api:
+        return _start_lambda(runtime_api, args)
+    return _run(parse_command_line(args, runtime_api))
+
+
+def _choose_mode(args: list[str], runtime_api: str | None) -> tuple[str, list[str]]:
+    """The mode, and the arguments that follow it."""
+    if args and args[0] in MODES:
+        return args[0], args[1:]
+    if not args and runtime_api:
+        # ENTRYPOINT ["s3-event-bridge"] with no CMD: the handler comes from HANDLER_COMMAND.
+        return "lambda", []
+    if not args:
+        raise UsageError(
+            f"no mode given (modes: {', '.join(MODES)}; with AWS_LAMBDA_RUNTIME_API set, no "
+            f"arguments means lambda); see '{PROG} --help'"
+        )
+    if runtime_api and "lambda" in MODES:
+        return "lambda", ["--", *args]
+    raise UsageError(
+        f"unknown mode {args[0]!r} (modes: {', '.join(MODES)}); a bare handler command "
+        "runs lambda mode only when AWS_LAMBDA_RUNTIME_API is set"
+    )
+
+
+def _start_lambda(address: str, args: list[str]) -> int:
+    """Lambda mode under a Runtime API: every start-up failure goes to ``init/error`` first,
+    so that it shows in the function's logs and the invocation fails at once (exit 2)."""
+    from bridge import runtime
+
+    try:
+        return _run(parse_command_line(args, address))
+    except UsageError as exc:
+        runtime.fail_init(address, STARTUP_ERROR, [f"{PROG}: {exc}"])
+    except ConfigurationError as exc:
+        lines = [f"{PROG}: configuration error: {problem}" for problem in exc.problems]
+        runtime.fail_init(address, CONFIGURATION_ERROR, lines)
+    except Exception as exc:  # a bug, or the host refusing what the runtime needs
+        runtime.fail_init(address, STARTUP_ERROR, [f"{PROG}: {type(exc).__name__}: {exc}"])
+    return EXIT_USAGE
+
+
+def _run(line: CommandLine) -> int:
+    return MODES[line.mode].run(line.options, line.command)
 
 
 class _Parser(argparse.ArgumentParser):

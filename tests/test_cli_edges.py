@@ -190,3 +190,23 @@ def test_python_m_bridge_cli_runs_main() -> None:
         timeout=TIMEOUT,
     )
     assert result.returncode == 0 and result.stdout.startswith("s3-event-bridge ")
+
+
+def test_parse_command_line_splits_mode_options_and_handler_command() -> None:
+    line = cli_module.parse_command_line(
+        ["consume", "--queue-url", "https://q", "--once", "python", "h.py", "--once"]
+    )
+    assert (line.mode, line.options.queue_url, line.options.once) == ("consume", "https://q", True)
+    assert line.command == ["python", "h.py", "--once"], "the command is left untouched"
+    line = cli_module.parse_command_line(["run", "--bucket", "b", "--", "-x", "--y"])
+    assert (line.mode, line.options.bucket, line.command) == ("run", "b", ["-x", "--y"])
+
+
+def test_parse_command_line_bare_command_means_lambda_only_under_a_runtime_api() -> None:
+    line = cli_module.parse_command_line(["python", "-u", "h.py"], runtime_api="127.0.0.1:9001")
+    assert (line.mode, line.command) == ("lambda", ["python", "-u", "h.py"])
+    assert cli_module.parse_command_line([], runtime_api="127.0.0.1:9001").command == []
+    with pytest.raises(cli_module.UsageError, match="unknown mode 'python'"):
+        cli_module.parse_command_line(["python", "h.py"])
+    with pytest.raises(cli_module.UsageError, match="plan: unexpected arguments: extra"):
+        cli_module.parse_command_line(["plan", "--bucket", "b", "--key", "k", "--", "extra"])

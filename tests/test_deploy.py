@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge.cli import _mode_parser, _split_command
+from bridge.cli import parse_command_line
 from bridge.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -483,10 +483,11 @@ def test_manifest_runs_consume_with_the_image_entrypoint(
     assert config_map["data"]["QUEUE_URL"].startswith("https://sqs.")
     # The bridge's own command line accepts these arguments.
     rest = [a.replace("$(QUEUE_URL)", config_map["data"]["QUEUE_URL"]) for a in container["args"]]
-    options, command = _split_command(_mode_parser(rest[0]), rest[1:])
-    assert options.workers == 2
-    assert options.queue_url == config_map["data"]["QUEUE_URL"]
-    assert command == ["python", "handler.py"]
+    line = parse_command_line(rest)
+    assert line.mode == "consume"
+    assert line.options.workers == 2
+    assert line.options.queue_url == config_map["data"]["QUEUE_URL"]
+    assert line.command == ["python", "handler.py"]
 
 
 def test_manifest_configuration_is_valid(
