@@ -204,25 +204,41 @@ def reap_orphans() -> int:
     """
     if not (_state.get("subreaper") or os.getpid() == 1):
         return 0
-    me = str(os.getpid())
     reaped = 0
     with _lock:
+        while True:
+            try:  # peek at one exited child, without reaping it: usually there is none
+                exited = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return reaped
+            if exited is None:
+                return reaped
+            if exited.si_pid in _spawned:  # a Popen's to reap; others may hide behind it
+                return reaped + _reap_zombies_by_scan()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(exited.si_pid, os.WNOHANG)
+                reaped += 1
+
+
+def _reap_zombies_by_scan() -> int:
+    me = str(os.getpid())
+    reaped = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    for name in entries:
+        if not name.isdigit() or int(name) in _spawned:
+            continue
         try:
-            entries = os.listdir("/proc")
+            with open(f"/proc/{name}/stat", "rb") as stream:
+                fields = stream.read().rsplit(b")", 1)[1].split()
         except OSError:
-            return 0
-        for name in entries:
-            if not name.isdigit() or int(name) in _spawned:
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as stream:
-                    fields = stream.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] == b"Z" and fields[1].decode() == me:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(int(name), os.WNOHANG)
-                    reaped += 1
+            continue
+        if fields[0] == b"Z" and fields[1].decode() == me:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(name), os.WNOHANG)
+                reaped += 1
     return reaped
 
 

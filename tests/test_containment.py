@@ -223,6 +223,54 @@ def test_the_guard_of_a_nested_bridge_is_not_marked_by_the_outer_group(
         containment.stop_guard()
 
 
+REAP_SCENARIO = """
+import os, subprocess, sys, time
+from bridge import containment
+containment._state["subreaper"] = True  # as the drivers set it (the orphans here are direct)
+
+def orphan():  # a child no Popen will reap, exited at once
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    return pid
+
+def managed():  # a child its Popen reaps, exited with status 3
+    with containment.spawning() as spawned:
+        process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+        spawned.add(process.pid)
+    return process
+
+def zombie(pid):
+    while open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.01)
+
+if sys.argv[1] == "orphan first":
+    first, process = orphan(), None
+    zombie(first)
+    process = managed()
+else:
+    process = managed()
+    first = orphan()
+zombie(first)
+zombie(process.pid)
+reaped = containment.reap_orphans()
+print(reaped, os.path.exists(f"/proc/{first}"), process.wait())
+"""
+
+
+@pytest.mark.parametrize("order", ["orphan first", "managed first"])
+def test_orphans_are_reaped_and_children_of_a_popen_are_left_to_it(order: str) -> None:
+    """Whichever exited child the peek sees first, orphans are reaped and a Popen still
+    gets its child's status."""
+    done = subprocess.run(
+        [sys.executable, "-c", REAP_SCENARIO, order],
+        capture_output=True,
+        text=True,
+        timeout=GUARD_SECONDS,
+    )
+    assert done.stdout.split() == ["1", "False", "3"], done.stderr
+
+
 # --------------------------------------------------------------------------- a whole group
 
 
