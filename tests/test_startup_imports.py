@@ -15,7 +15,15 @@ import pytest
 
 from tests.conftest import subprocess_env
 
-OPTIONAL = ("jq", "yaml", "bridge.consumer", "bridge.planning", "bridge.samples", "bridge.pipeline")
+OPTIONAL = (
+    "jq",
+    "yaml",
+    "pydantic_settings",
+    "bridge.consumer",
+    "bridge.planning",
+    "bridge.samples",
+    "bridge.pipeline",
+)
 
 PROBE = f"""
 import json, sys
