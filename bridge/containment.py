@@ -5,7 +5,9 @@ keeps the output pipes open and goes on writing into the root folder. So every h
 marker variable, ``BRIDGE_GROUP_TOKEN=<owner>.<n>`` (``owner`` = the bridge's pid and process
 start time), which every descendant inherits whatever session or group it moves to. When the
 group ends the bridge finds the processes carrying its token in ``/proc/<pid>/environ`` and
-kills them, pinning each with a pidfd so a recycled pid is never hit.
+kills them, pinning each with a pidfd so a recycled pid is never hit. Only processes whose
+pid was allocated after the handler started are read (``PidWindow``), so the cost does not
+grow with the number of processes on the machine.
 
 Why this design (Linux; elsewhere the scan finds nothing and only the process group applies):
 
@@ -39,7 +41,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 MARKER_VAR = "BRIDGE_GROUP_TOKEN"
@@ -95,13 +97,66 @@ def _needle(value: str, whole: bool) -> bytes:
     return (f"\0{MARKER_VAR}={value}" + ("\0" if whole else "")).encode()
 
 
-def marked_processes(value: str, whole: bool = True) -> list[int]:
+@dataclass(frozen=True)
+class PidWindow:
+    """Where pid allocation stood before a handler started: its descendants' pids all come
+    after ``last_pid`` in the kernel's cyclic order, unless the pid space wrapped around
+    entirely since (told by the system-wide fork counter). Lets a scan skip older processes.
+    """
+
+    last_pid: int
+    forks: int
+    pid_max: int
+
+    @classmethod
+    def now(cls) -> PidWindow | None:
+        """The current position (None where /proc does not tell it: scan everything)."""
+        last, forks, pid_max = _last_pid(), _forks(), _read_int("/proc/sys/kernel/pid_max")
+        if last is None or forks is None or pid_max is None:
+            return None
+        return cls(last, forks, pid_max)
+
+    def admits(self) -> Callable[[int], bool] | None:
+        """A test of "allocated since", or None when the window cannot be trusted."""
+        last, forks = _last_pid(), _forks()
+        if last is None or forks is None or forks - self.forks >= self.pid_max - 1:
+            return None
+        span = (last - self.last_pid) % self.pid_max
+        return lambda pid: 0 < (pid - self.last_pid) % self.pid_max <= span
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, "rb") as stream:
+            return int(stream.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _last_pid() -> int | None:
+    return _read_int("/proc/sys/kernel/ns_last_pid")
+
+
+def _forks() -> int | None:
+    try:
+        with open("/proc/stat", "rb") as stream:
+            for line in stream:
+                if line.startswith(b"processes "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def marked_processes(value: str, whole: bool = True, since: PidWindow | None = None) -> list[int]:
     """Pids (other than this one) whose environment has ``BRIDGE_GROUP_TOKEN=value``.
 
-    ``whole=False`` matches every value starting with ``value``.
+    ``whole=False`` matches every value starting with ``value``. With ``since``, only
+    processes started after that window are looked at (when the window can be trusted).
     """
     needle = _needle(value, whole)
     me = os.getpid()
+    admits = since.admits() if since is not None else None
     found = []
     try:
         entries = os.listdir("/proc")
@@ -109,6 +164,8 @@ def marked_processes(value: str, whole: bool = True) -> list[int]:
         return []
     for name in entries:
         if not name.isdigit() or int(name) == me:
+            continue
+        if admits is not None and not admits(int(name)):
             continue
         if _carries(int(name), needle):
             found.append(int(name))
@@ -124,7 +181,7 @@ def _carries(pid: int, needle: bytes) -> bool:
     return needle in b"\0" + environ + b"\0"
 
 
-def kill_marked(value: str, whole: bool = True) -> list[int]:
+def kill_marked(value: str, whole: bool = True, since: PidWindow | None = None) -> list[int]:
     """SIGKILL every process marked ``value`` until none is left; returns the pids killed.
 
     Rounds repeat because a marked process may fork between a scan and its kill. Each pid
@@ -134,7 +191,7 @@ def kill_marked(value: str, whole: bool = True) -> list[int]:
     killed: list[int] = []
     deadline = time.monotonic() + KILL_ROUNDS_SECONDS
     while time.monotonic() < deadline:
-        found = marked_processes(value, whole)
+        found = marked_processes(value, whole, since)
         if not found:
             break
         for pid in found:

@@ -82,6 +82,7 @@ def run_handler(
         return HandlerResult(exit_code=None, timed_out=True)
     containment.ensure_guard()
     token = containment.new_group_token()
+    window = containment.PidWindow.now()  # the handler's descendants all start after this
     try:
         with containment.spawning() as spawned:
             process = subprocess.Popen(
@@ -124,7 +125,7 @@ def run_handler(
         with _running_lock:
             _running.discard(process.pid)
             _running_lock.notify_all()
-        containment.reap(containment.kill_marked(token))
+        containment.reap(containment.kill_marked(token, since=window))
         containment.reap_orphans()
         for forwarder in forwarders:
             forwarder.join(timeout=kill_grace)

@@ -181,6 +181,30 @@ def test_kill_marked_spares_unmarked_and_recycled_processes(tmp_path: Path) -> N
             process.wait()
 
 
+def test_a_pid_window_skips_processes_started_before_it_unless_pids_wrapped() -> None:
+    token = containment.new_group_token()
+    code = "import time\nwhile True: time.sleep(1)"
+    env = {**os.environ, containment.MARKER_VAR: token}
+    before = subprocess.Popen([sys.executable, "-c", code], env=env)
+    wait_until(lambda: containment.marked_processes(token), "the marker")
+    window = containment.PidWindow.now()
+    after = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        assert window is not None
+        wait_until(lambda: len(containment.marked_processes(token)) == 2, "both")
+        assert containment.marked_processes(token, since=window) == [after.pid]
+        # As many forks as there are pids since: the window proves nothing, all are looked at.
+        wrapped = containment.PidWindow(
+            window.last_pid, window.forks - window.pid_max, window.pid_max
+        )
+        found = containment.marked_processes(token, since=wrapped)
+        assert sorted(found) == sorted([before.pid, after.pid])
+    finally:
+        for process in (before, after):
+            process.kill()
+            process.wait()
+
+
 def test_a_dead_guard_is_replaced_and_a_guard_kills_what_its_bridge_marked() -> None:
     containment.start_guard()
     first = containment.guard_pid()
