@@ -62,6 +62,7 @@ RETRYABLE_STREAMING_ERRORS: tuple[type[Exception], ...] = (
     ConnectionClosedError,
 )
 STREAMING_ATTEMPTS = 5
+UPLOAD_ATTEMPTS = 3
 
 T = TypeVar("T")
 
@@ -468,17 +469,38 @@ class Storage:
             }
             if single_part:
                 assert md5 is not None
-                stream.seek(0)
-                self.client.put_object(
-                    Bucket=bucket,
-                    Key=upload.key,
-                    Body=stream,
-                    ContentMD5=base64.b64encode(md5).decode("ascii"),
-                    **extra,
-                )
+                self._put_verified(bucket, upload.key, stream, md5, extra)
             else:
                 self._large_transfers().upload(_reopenable(stream), bucket, upload.key, extra)
         return size
+
+    def _put_verified(
+        self, bucket: str, key: str, stream: IO[bytes], md5: bytes, extra: dict[str, Any]
+    ) -> None:
+        """PutObject with ``Content-MD5``, then the stored ETag checked against the MD5.
+
+        S3 refuses a body that does not match ``Content-MD5``; a store that does not check it
+        (moto, some S3-compatible servers) answers with the ETag of what it kept: a mismatch
+        is uploaded again, and fails the push if it persists.
+        """
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            stream.seek(0)
+            response = self.client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=stream,
+                ContentMD5=base64.b64encode(md5).decode("ascii"),
+                **extra,
+            )
+            stored = str(response.get("ETag", "")).strip('"')
+            fields = {**response, "ETag": stored}
+            if not integrity.etag_is_md5(fields) or stored == md5.hex():
+                return
+            if attempt == UPLOAD_ATTEMPTS:
+                raise IntegrityError(
+                    f"s3://{bucket}/{key}: the stored object's ETag is {stored}, the MD5 of "
+                    f"the file uploaded {md5.hex()}"
+                )
 
     # --- other -----------------------------------------------------------------------------
 

@@ -1,15 +1,18 @@
 """A fault-injecting HTTP proxy for tests: a faulty network between the bridge and S3.
 
 ``FaultProxy`` listens on 127.0.0.1 (a free port) and forwards plain HTTP/1.1 to an
-upstream endpoint (the moto server). Requests pass through untouched, as they arrive
-(``Expect: 100-continue`` works). Each response is read whole from upstream, then, by a
-seeded draw, delivered intact or damaged:
+upstream endpoint (the moto server). Requests pass through as they arrive (``Expect:
+100-continue`` works), untouched unless ``flip_requests`` is set. Each response is read
+whole from upstream, then, by a seeded draw, delivered intact or damaged:
 
 - ``reset``: the client connection is aborted with a TCP RST (before or part way into the
   response);
 - ``truncate``: the headers and only part of the body are sent, then the connection closes;
 - ``stall``: the response pauses ``stall_seconds`` half way through, then completes;
 - ``flip``: one byte of the body is inverted (headers and length unchanged).
+
+``flip_requests`` inverts one byte of request bodies (uploads) instead, counted as
+``counts["flip_request"]``.
 
 Draws are deterministic by position: the n-th response with a body, and separately the
 n-th response without one, get the same fault for a given seed whatever the thread
@@ -45,6 +48,13 @@ class Faults:
     flip: float = 0.0
     stall_seconds: float = 0.3
     seed: int = 0
+    flip_requests: float = 0.0  # one byte of a request body (an upload) inverted
+
+    def draw_request(self, index: int) -> float | None:
+        """Where (0..1) the ``index``-th request with a body gets a byte flipped, if it does."""
+        rng = random.Random(f"{self.seed}:request:{index}")
+        roll, where = rng.random(), rng.random()
+        return where if roll < self.flip_requests else None
 
     def draw(self, stream: str, index: int, body_length: int) -> tuple[str | None, float]:
         """The fault for the ``index``-th response of ``stream``, and where (0..1) it strikes.
@@ -173,10 +183,13 @@ class FaultProxy:
                     break
                 start_line, headers = _parse_head(head)
                 method, target = ([*start_line.split(" "), "", ""])[:2]
-                pending.append(Request(method.upper(), target))  # before upstream can answer
-                upstream.sendall(head)
-                for piece in _body_pieces(reader, headers, until_close=False):
-                    upstream.sendall(piece)
+                request = Request(method.upper(), target)
+                pending.append(request)  # before upstream can answer
+                upstream.sendall(head)  # (an Expect: 100-continue body follows the answer)
+                body = b"".join(_body_pieces(reader, headers, until_close=False))
+                if body and self.faults.flip_requests and self._eligible(request):
+                    body = self._flip_request(body)
+                upstream.sendall(_chunk(body) if _chunked(headers) else body)
         except (OSError, ValueError):
             pass
         finally:
@@ -220,6 +233,18 @@ class FaultProxy:
                 return False
 
     # --- faults ----------------------------------------------------------------------------
+
+    def _flip_request(self, body: bytes) -> bytes:
+        with self._lock:
+            index = self._indices["request"]
+            self._indices["request"] += 1
+            where = self.faults.draw_request(index)
+            if where is None:
+                return body
+            self.counts["flip_request"] += 1
+        damaged = bytearray(body)
+        damaged[min(int(len(body) * where), len(body) - 1)] ^= 0xFF
+        return bytes(damaged)
 
     def _deliver(
         self, client: socket.socket, request: Request, head: bytes, body: bytes, framed: bytes

@@ -460,3 +460,43 @@ def test_the_group_summary_counts_what_could_not_be_verified(
     assert getattr(summary, "fields", {})["unverified"] == 1
     [warning] = [r for r in caplog.records if r.getMessage() == "pulled objects not verified"]
     assert getattr(warning, "fields", {})["keys"] == ["job/kms.bin"]
+
+
+# --- uploads checked against the stored ETag ------------------------------------------------
+
+
+def first_puts(count: int) -> Callable[[Request], bool]:
+    left = [count]
+
+    def eligible(request: Request) -> bool:
+        if request.method != "PUT":
+            return False
+        left[0] -= 1
+        return left[0] >= 0
+
+    return eligible
+
+
+def test_an_upload_damaged_on_the_way_is_sent_again(
+    bucket: Any, aws: MotoServer, tmp_path: Path
+) -> None:
+    """moto keeps a body that does not match its Content-MD5 (S3 refuses it): the ETag it
+    answers tells, and the upload is made again."""
+    (tmp_path / "out.bin").write_bytes(pattern(3000))
+    with FaultProxy(aws.endpoint, Faults(flip_requests=1.0), eligible=first_puts(1)) as proxy:
+        storage, calls = counting_storage(proxy.endpoint)
+        result = storage.push("bkt", tmp_path, [Upload("out.bin", "out.bin", "x/y", {})])
+        assert proxy.counts["flip_request"] == 1
+    assert result.uploaded == ("out.bin",) and calls["PutObject"] == 2
+    assert bucket.get_object(Bucket="bkt", Key="out.bin")["Body"].read() == pattern(3000)
+
+
+def test_an_upload_damaged_every_time_fails_the_push(
+    bucket: Any, aws: MotoServer, tmp_path: Path
+) -> None:
+    (tmp_path / "out.bin").write_bytes(pattern(3000))
+    with FaultProxy(aws.endpoint, Faults(flip_requests=1.0), eligible=first_puts(99)) as proxy:
+        storage, calls = counting_storage(proxy.endpoint)
+        with pytest.raises(IntegrityError, match=r"s3://bkt/out.bin: the stored object's ETag"):
+            storage.push("bkt", tmp_path, [Upload("out.bin", "out.bin", "x/y", {})])
+    assert calls["PutObject"] == 3
