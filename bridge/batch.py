@@ -15,11 +15,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.errors import EXECUTION_GROUP_FAILED, error_document
-from bridge.events import Invocation, Message, ObjectEvent, Source
+from bridge.events import Invocation, Message, ObjectEvent
 from bridge.groups import ExecutionGroup, group_events, select_events
 from bridge.logs import log
 from bridge.outcomes import GroupOutcome
+from bridge.sources import Reply, reply
 
 logger = logging.getLogger("bridge.batch")
 
@@ -86,21 +86,22 @@ class InvocationResult:
         """Ids of the failed messages that were only left undone (shutdown), never failed."""
         return [f.message_id for f in self.failures if f.not_run and f.message_id is not None]
 
-    def response(self) -> dict[str, Any]:
-        """The Lambda response: the partial batch response for SQS, ``{}`` for direct.
+    def reply(self) -> Reply:
+        """What goes back to Lambda, by the response rule of the invocation's source
+        (``bridge.sources``): the partial batch response for SQS; for a direct invocation
+        ``{}``, or an error document when it failed."""
+        return reply(self.invocation, self.failures)
 
-        For a failed direct invocation use ``error()`` instead (it must be an error).
-        """
-        if self.invocation.source is Source.SQS:
-            return {"batchItemFailures": [{"itemIdentifier": i} for i in self.failed_message_ids]}
-        return {}
+    def response(self) -> dict[str, Any]:
+        """The Lambda response when it is not an error (``{}`` for a failed direct one: use
+        ``error()`` there)."""
+        answer = self.reply()
+        return {} if answer.is_error else answer.body
 
     def error(self) -> dict[str, Any] | None:
         """The Runtime API error document for a failed direct invocation, else None."""
-        if self.invocation.source is Source.SQS or self.succeeded:
-            return None
-        reasons = "; ".join(f.reason for f in self.failures)
-        return error_document(EXECUTION_GROUP_FAILED, reasons)
+        answer = self.reply()
+        return answer.body if answer.is_error else None
 
 
 @dataclass(frozen=True)
