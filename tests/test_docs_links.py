@@ -41,10 +41,9 @@ def test_relative_links_resolve(page: Path) -> None:
     for target in links(page):
         path, _, anchor = target.partition("#")
         destination = (page.parent / path).resolve() if path else page
-        missing_anchor = (
+        if not destination.exists() or (
             anchor and destination.suffix == ".md" and anchor not in anchors(destination)
-        )
-        if not destination.exists() or missing_anchor:
+        ):
             broken.append(target)
     assert not broken, f"{page.name}: broken links {broken}"
 
