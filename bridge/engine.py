@@ -496,7 +496,7 @@ def describe_s3_error(exc: ClientError, doing: str, bucket: str, prefix: str) ->
         return f"{action} denied on bucket {bucket} ({where}): {code}: {message}".rstrip(": ")
     if code == "NoSuchBucket":
         check = "TARGET_BUCKET" if doing.startswith(("push", "read stored")) else "the trigger"
-        return f"bucket {bucket} does not exist ({where}): check {check}"
+        return f"bucket {bucket} does not exist ({where}): {code}: check {check}"
     return f"{operation} failed on bucket {bucket} ({where}): {code}: {message}".rstrip(": ")
 
 

@@ -102,5 +102,6 @@ def test_run_names_a_missing_target_bucket(src: Any) -> None:
     # The target's ETags are read first (SKIP_UNCHANGED): that is where it is found missing.
     where = "read stored ETags s3://no-such-target/in/"
     assert (
-        summary["reason"] == f"bucket no-such-target does not exist ({where}): check TARGET_BUCKET"
+        summary["reason"]
+        == f"bucket no-such-target does not exist ({where}): NoSuchBucket: check TARGET_BUCKET"
     )
