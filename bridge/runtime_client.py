@@ -229,8 +229,9 @@ class RuntimeApiClient:
 def _read_response(reader: IO[bytes], method: str) -> RawResponse:
     """Read one HTTP/1.x answer (skipping 1xx interim answers) from ``reader``."""
     while True:
-        version, status = _status_line(_line(reader))
-        headers = _headers(reader)
+        status_line, header_lines = _head(reader)
+        version, status = _status_line(status_line)
+        headers = _header_fields(header_lines)
         if not 100 <= status < 200:
             break
     connection = headers.get("connection", "").lower()
@@ -259,12 +260,38 @@ def _status_line(line: bytes) -> tuple[str, int]:
     return parts[0].decode("ascii"), int(parts[1])
 
 
-def _headers(reader: IO[bytes]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for _ in range(MAX_HEADERS):
+def _head(reader: IO[bytes]) -> tuple[bytes, list[bytes]]:
+    """The status line and header lines of one answer.
+
+    An answer's head usually arrives whole in one segment: then it is taken from the buffer
+    and split in one pass; otherwise (split across segments, bare LF line ends) it is read
+    line by line.
+    """
+    peek = getattr(reader, "peek", None)
+    buffered = peek(MAX_LINE) if peek is not None else b""
+    end = buffered.find(b"\r\n\r\n")
+    if end >= 0:
+        lines = reader.read(end + 4)[:end].split(b"\r\n")
+        return lines[0], lines[1:]
+    return _line(reader), _lines_to_blank(reader)
+
+
+def _lines_to_blank(reader: IO[bytes]) -> list[bytes]:
+    """Header (or trailer) lines up to the blank line that ends them."""
+    lines: list[bytes] = []
+    for _ in range(MAX_HEADERS + 1):
         line = _line(reader)
         if line in (b"\r\n", b"\n"):
-            return headers
+            return lines
+        lines.append(line)
+    raise ProtocolError(f"more than {MAX_HEADERS} header lines")
+
+
+def _header_fields(lines: list[bytes]) -> dict[str, str]:
+    if len(lines) > MAX_HEADERS:
+        raise ProtocolError(f"more than {MAX_HEADERS} header lines")
+    headers: dict[str, str] = {}
+    for line in lines:
         name, colon, value = line.partition(b":")
         if not colon:
             raise ProtocolError(f"bad header line {line[:100]!r}")
@@ -272,7 +299,7 @@ def _headers(reader: IO[bytes]) -> dict[str, str]:
         text = value.strip().decode("latin-1")
         # Repeated headers are joined, as HTTP allows for list-valued ones.
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
-    raise ProtocolError(f"more than {MAX_HEADERS} header lines")
+    return headers
 
 
 def _chunked_body(reader: IO[bytes]) -> bytes:
@@ -284,7 +311,7 @@ def _chunked_body(reader: IO[bytes]) -> bytes:
         except ValueError:
             raise ProtocolError(f"bad chunk size {size_text[:20]!r}") from None
         if size == 0:
-            _headers(reader)  # trailers, up to the blank line
+            _lines_to_blank(reader)  # trailers
             return b"".join(parts)
         parts.append(_exactly(reader, size))
         if _line(reader) not in (b"\r\n", b"\n"):

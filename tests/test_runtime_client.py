@@ -293,3 +293,15 @@ def test_large_chunked_payload_from_the_fake_runtime_api() -> None:
 def test_a_bad_address_is_reported(address: str) -> None:
     with pytest.raises(RuntimeApiError, match="bad Runtime API address"):
         RuntimeApiClient(address)
+
+
+@pytest.mark.parametrize("pieces", [1, 3])  # the head whole in the buffer, or split
+def test_an_answer_with_too_many_header_lines_is_refused(
+    scripted: list[ScriptedServer], pieces: int
+) -> None:
+    answer = b"HTTP/1.1 202 Accepted\r\n" + b"X-Filler: x\r\n" * 101 + b"Content-Length: 0\r\n\r\n"
+    step = len(answer) // pieces + 1
+    server = serve(scripted, Reply([answer[i : i + step] for i in range(0, len(answer), step)]))
+    client = RuntimeApiClient(server.address, attempts=1)
+    with pytest.raises(RuntimeApiError, match="more than 100 header lines"):
+        client.post_response("req-1", {})
