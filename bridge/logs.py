@@ -157,6 +157,13 @@ def configure_logging(
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    # The formatters print none of a record's caller, thread or process: skip computing them
+    # for every record, as the logging HOWTO's "Optimization" section advises (a third of
+    # the cost of a line, which the Lambda loop pays on every invocation).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     # Library chatter (botocore's credential lookups, urllib3 pools) stays out of INFO.
     for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

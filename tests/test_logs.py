@@ -27,12 +27,16 @@ TIMESTAMP = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"
 HOSTILE_KEY = "in/evil\n2026-01-01T00:00:00.000Z ERROR forged\x1b[31m\r\t\x00\x7f\x85.txt"
 
 
+RECORD_FLAGS = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
+
+
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """configure_logging changes the root logger: put everything back afterwards."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     noisy = {name: logging.getLogger(name).level for name in ("botocore", "boto3", "urllib3")}
+    flags = {name: getattr(logging, name) for name in RECORD_FLAGS}
     try:
         yield
     finally:
@@ -43,6 +47,8 @@ def restore_logging() -> Iterator[None]:
         root.setLevel(level)
         for name, noisy_level in noisy.items():
             logging.getLogger(name).setLevel(noisy_level)
+        for name, value in flags.items():
+            setattr(logging, name, value)
 
 
 def record(message: str, level: int = logging.INFO, /, **fields: Any) -> logging.LogRecord:
@@ -340,3 +346,13 @@ def test_log_skips_disabled_levels() -> None:
     finally:
         logger.removeHandler(keep)
     assert [(r.getMessage(), r.fields) for r in seen] == [("kept", {"a": 1})]  # type: ignore[attr-defined]
+
+
+def test_records_skip_what_no_line_prints(restore_logging: None) -> None:
+    stream = io.StringIO()
+    configure_logging("json", "INFO", stream)
+    made = record("hello", logging.INFO, key="value")
+    # No caller lookup, thread or process per record: the formatters print none of them.
+    assert (made.lineno, made.thread, made.process) == (0, None, None)
+    logging.getLogger("bridge.test").info("a line")
+    assert json.loads(stream.getvalue())["message"] == "a line"
