@@ -282,15 +282,18 @@ def test_sigterm_during_handler_loses_nothing(
     """SIGTERM while a handler runs: the group finishes, its output lands, the message goes."""
     step = make_step(s3, sqs, "stopping-step", prefix="in/", visibility=20)
     runs_file = tmp_path / "runs.jsonl"
+    gate = tmp_path / "gate"
     consumer = Consumer(
         step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
-        RUNS_FILE=str(runs_file), SLEEP="3", MATCH_KEY=r"^in/[^/]+$",
+        RUNS_FILE=str(runs_file), GATE=str(gate), MATCH_KEY=r"^in/[^/]+$",
     )  # fmt: skip
     consumers.append(consumer)
     step.put("in/precious.txt", "keep me")
     wait_for(lambda: runs(runs_file), what="handler started")
 
-    assert consumer.stop() == 0  # one SIGTERM, then wait for the drain
+    consumer.signal_seen(signal.SIGTERM, "stop requested: finishing running groups")
+    gate.touch()  # the handler ends only now, well after the SIGTERM was handled
+    assert consumer.wait() == 0
     assert step.read("in/out/precious.txt") == b"KEEP ME"
     # What is left is only the notification of the output itself (nobody consumes it now).
     left = sqs.receive_message(QueueUrl=step.queue_url, MaxNumberOfMessages=10)["Messages"]
@@ -304,9 +307,10 @@ def test_repeated_sigterm_keeps_draining(
     """An orchestrator re-sending SIGTERM does not cut the drain short."""
     step = make_step(s3, sqs, "resent-term", prefix="in/", visibility=30)
     runs_file = tmp_path / "runs.jsonl"
+    gate = tmp_path / "gate"
     consumer = Consumer(
         step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
-        RUNS_FILE=str(runs_file), SLEEP="8", MATCH_KEY=r"^in/[^/]+$",
+        RUNS_FILE=str(runs_file), GATE=str(gate), MATCH_KEY=r"^in/[^/]+$",
     )  # fmt: skip
     consumers.append(consumer)
     step.put("in/precious.txt", "keep me")
@@ -314,6 +318,7 @@ def test_repeated_sigterm_keeps_draining(
 
     consumer.signal_seen(signal.SIGTERM, "stop requested: finishing running groups")
     consumer.signal_seen(signal.SIGTERM, "stop requested again")
+    gate.touch()  # the handler was running through both signals
     assert consumer.wait() == 0
     assert step.read("in/out/precious.txt") == b"KEEP ME"
     assert "forced stop" not in consumer.output()
@@ -404,14 +409,17 @@ def test_sigterm_releases_groups_not_yet_started(
     step.put("in/a/first.txt", "one")
     step.put("in/b/second.txt", "two")  # another prefix: a second group, after the first
     runs_file = tmp_path / "runs.jsonl"
+    gate = tmp_path / "gate"
     consumer = Consumer(
         step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
-        RUNS_FILE=str(runs_file), SLEEP="3",
+        RUNS_FILE=str(runs_file), GATE=str(gate),
     )  # fmt: skip
     consumers.append(consumer)
     wait_for(lambda: runs(runs_file), what="first handler started")
 
-    assert consumer.stop() == 0  # one SIGTERM, then wait for the drain
+    consumer.signal_seen(signal.SIGTERM, "stop requested: finishing running groups")
+    gate.touch()  # the first group ends only after the SIGTERM was handled
+    assert consumer.wait() == 0
     assert runs(runs_file) == [["in/a/first.txt"]]
     assert step.read("in/a/out/first.txt") == b"ONE"
     # Released at once (visibility 0), not after the 30 s visibility timeout.

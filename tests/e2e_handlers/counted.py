@@ -1,5 +1,8 @@
 """Test handler: records each run in $RUNS_FILE, optionally sleeps, then acts per $BEHAVIOUR.
 
+With $GATE set it then waits until that file exists (at most 120 s, then exits 1): a test
+opens the gate once what must happen while the handler runs has happened.
+
 BEHAVIOUR:
   upper      write out/<name> = upper-cased copy of each triggering file (default)
   fail-bad   exit 1 when a triggering key contains "bad", else like upper
@@ -18,6 +21,12 @@ events = json.loads(Path(os.environ["BRIDGE_EVENTS_FILE"]).read_text(encoding="u
 with open(os.environ["RUNS_FILE"], "a", encoding="utf-8") as runs:
     runs.write(json.dumps([e["key"] for e in events]) + "\n")
 time.sleep(float(os.environ.get("SLEEP", "0")))
+if os.environ.get("GATE"):
+    give_up = time.monotonic() + 120
+    while not os.path.exists(os.environ["GATE"]):
+        if time.monotonic() > give_up:
+            raise SystemExit(1)
+        time.sleep(0.02)
 
 behaviour = os.environ.get("BEHAVIOUR", "upper")
 if behaviour == "fail-bad" and any("bad" in e["key"] for e in events):
