@@ -8,7 +8,6 @@ End to end over real HTTP (the moto server in its own process); payloads go thro
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -19,7 +18,6 @@ from typing import Any
 import pytest
 
 import bridge.engine
-import bridge.handler
 from bridge.engine import Engine
 from bridge.outcomes import Status
 from tests.engine.conftest import (
@@ -165,9 +163,8 @@ def test_handler_timeout_stops_a_sleeping_handler(
 def test_handler_timeout_kills_the_whole_process_group(
     src: Any, tmp_path: Path, tmpdir_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(
-        bridge.engine, "run_handler", functools.partial(bridge.handler.run_handler, kill_grace=0.3)
-    )
+    # The engine's SIGTERM -> SIGKILL grace, shortened (the handler ignores SIGTERM).
+    monkeypatch.setattr(bridge.engine, "KILL_GRACE_SECONDS", 0.3)
     pid_file = tmp_path / "child.pid"
     monkeypatch.setenv("PID_FILE", str(pid_file))
     monkeypatch.setenv("IGNORE_TERM", "1")  # the handler itself ignores SIGTERM too
