@@ -13,15 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import Field, PlainValidator, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.hints import event_name_hint, glob_as_regex, glob_hint, looks_like_glob, near_miss
 from bridge.jqfilter import ExecutionFilter, FilterCompileError
@@ -50,7 +43,7 @@ class ConfigurationError(Exception):
 
 
 def _compile_regex(value: object) -> re.Pattern[str] | None:
-    # Defaults are validated too (validate_default), so None arrives here.
+    # pydantic-settings validates defaults too, so None arrives here.
     if value is None or isinstance(value, re.Pattern):
         return value
     try:
@@ -94,26 +87,17 @@ def _env_name(value: object) -> str:
 
 
 Regex = Annotated[re.Pattern[str] | None, PlainValidator(_compile_regex)]
-RegexList = Annotated[tuple[re.Pattern[str], ...], PlainValidator(_compile_regex_list)]
-Command = Annotated[tuple[str, ...], PlainValidator(_split_command)]
+# NoDecode: these are not JSON; pydantic-settings would otherwise json.loads() a tuple's value.
+RegexList = Annotated[tuple[re.Pattern[str], ...], NoDecode, PlainValidator(_compile_regex_list)]
+Command = Annotated[tuple[str, ...], NoDecode, PlainValidator(_split_command)]
 EnvName = Annotated[str, PlainValidator(_env_name)]
 
 
-class Settings(BaseModel):
-    """The bridge's configuration; field ``x`` is read from environment variable ``X``.
+class Settings(BaseSettings):
+    """The bridge's configuration; field ``x`` is read from environment variable ``X``."""
 
-    Values given as keyword arguments take precedence over the environment. Variable names
-    match whatever their case, and an empty variable counts as unset, as most shells and
-    Lambda consoles treat it. (A plain pydantic model reading ``os.environ`` itself: the
-    settings package's other sources, CLI, dotenv, cloud secrets, cost start-up time.)
-    """
-
-    model_config = ConfigDict(
-        frozen=True, extra="ignore", validate_default=True, arbitrary_types_allowed=True
-    )
-
-    def __init__(self, **values: Any) -> None:
-        super().__init__(**{**_from_environment(os.environ), **values})
+    # An empty variable counts as unset, as most shells and Lambda consoles treat it.
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
 
     match_key: Regex = None
     match_events: Regex = None
@@ -194,16 +178,6 @@ class Settings(BaseModel):
 
 # Every configuration variable's name (docs/design.md §3), from the model's fields.
 VARIABLES = tuple(name.upper() for name in Settings.model_fields if name != "execution_filter")
-_FIELDS = frozenset(name.lower() for name in VARIABLES)
-
-
-def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The non-empty configuration variables of ``environ``, by field name."""
-    return {
-        name.lower(): value
-        for name, value in environ.items()
-        if value != "" and name.lower() in _FIELDS
-    }
 
 
 # What each variable means when it is unset (``plan`` prints it; docs/design.md §3).

@@ -252,7 +252,7 @@ def test_installed_wheel_runs_as_the_image_would(image: Image, aws: MotoServer, 
     assert (venv_bin / "s3-event-bridge").exists()
     # A clean environment: the runtime's dependencies, nothing of the test tooling.
     check = subprocess.run(
-        [str(venv_bin / "python"), "-c", "import bridge, boto3, jq, pydantic, moto"],
+        [str(venv_bin / "python"), "-c", "import bridge, boto3, jq, pydantic_settings, moto"],
         capture_output=True,
         text=True,
     )

@@ -433,26 +433,3 @@ def test_pull_scope_defaults_to_prefix_and_accepts_events(monkeypatch: pytest.Mo
         load_settings()
     [problem] = error.value.problems
     assert problem.startswith("PULL_SCOPE: ") and "'prefix'" in problem and "'events'" in problem
-
-
-def test_variable_names_match_whatever_their_case(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("match_key", "^lower/")
-    monkeypatch.setenv("Transfer_Concurrency", "7")
-    settings = load_settings()
-    assert settings.match_key is not None and settings.match_key.pattern == "^lower/"
-    assert settings.transfer_concurrency == 7
-
-
-def test_arguments_take_precedence_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MATCH_KEY", "^env/")
-    monkeypatch.setenv("TRANSFER_CONCURRENCY", "not a number")  # overridden: never validated
-    settings = load_settings(match_key="^arg/", transfer_concurrency=3)
-    assert settings.match_key is not None and settings.match_key.pattern == "^arg/"
-    assert settings.transfer_concurrency == 3
-
-
-def test_the_computed_filter_is_not_read_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("EXECUTION_FILTER", "not a filter")
-    assert load_settings().execution_filter is None

@@ -15,15 +15,7 @@ import pytest
 
 from tests.conftest import subprocess_env
 
-OPTIONAL = (
-    "jq",
-    "yaml",
-    "pydantic_settings",
-    "bridge.consumer",
-    "bridge.planning",
-    "bridge.samples",
-    "bridge.pipeline",
-)
+OPTIONAL = ("jq", "yaml", "bridge.consumer", "bridge.planning", "bridge.samples", "bridge.pipeline")
 
 PROBE = f"""
 import json, sys
