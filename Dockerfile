@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # The s3-event-bridge base image: a Lambda custom runtime (and SQS worker) for any program
-# that reads and writes files. Build your function FROM it (README: "Deploying on AWS Lambda"):
+# that reads and writes files. Build your function FROM it (docs/lambda.md):
 #
 #   FROM s3-event-bridge
 #   COPY handler.py .
