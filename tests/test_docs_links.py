@@ -48,7 +48,12 @@ def test_relative_links_resolve(page: Path) -> None:
     assert not broken, f"{page.name}: broken links {broken}"
 
 
+# The spellings of a citation of the contract outside the repository, assembled so that this
+# file does not itself cite it.
+OUTSIDE_CITATIONS = ("DESIGN" + ".md", "DESIGN" + " §", "../" + "shared")
+
+
 def test_the_docs_never_cite_an_outside_design() -> None:
     for page in [*PAGES, *(REPO / "bridge").rglob("*.py")]:
         text = page.read_text(encoding="utf-8")
-        assert "DESIGN.md" not in text and "DESIGN §" not in text and "../shared" not in text, page
+        assert not any(citation in text for citation in OUTSIDE_CITATIONS), page
