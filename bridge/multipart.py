@@ -55,9 +55,9 @@ class LargeTransfers:
             max_request_concurrency=concurrency,
             multipart_threshold=threshold,
             # Chunks downloaded but not yet written: s3transfer's own default (1,000 x 256 KiB)
-            # lets a large pull buffer ~250 MB when the disk lags; boto3 caps it at 100. At 32
-            # (8 MiB) a 1 GiB pull peaks ~20 MB lower, as fast (BENCHMARKS.md, P4rss).
-            max_io_queue_size=32,
+            # lets a large pull buffer ~250 MB when the disk lags; boto3 caps it at 100. At 16
+            # (4 MiB) a 1 GiB pull peaks ~30 MB lower, as fast (BENCHMARKS.md, P4rss).
+            max_io_queue_size=16,
         )
         self._manager = TransferManager(client, config)
 
