@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,28 @@ from bridge.settings import load_settings
 from bridge.storage import Storage, s3_client
 
 HANDLERS = Path(__file__).parent / "handlers"
+GUARD_SECONDS = 60.0  # a guard against a hang, never a timing assertion
+
+
+def wait_for(
+    predicate: Callable[[], Any],
+    what: str = "condition",
+    *,
+    timeout: float = GUARD_SECONDS,
+    interval: float = 0.05,
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy and return that value.
+
+    Tests wait for what must happen instead of sleeping; ``timeout`` only stops a hang, and
+    the failure names ``what`` was awaited.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def handler(name: str) -> list[str]:

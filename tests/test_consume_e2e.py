@@ -10,7 +10,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,20 +19,10 @@ import pytest
 from env_file import read_env_file
 
 from tests.conftest import EXAMPLES, MotoServer, bridge_command, subprocess_env
+from tests.helpers import wait_for
 
 HANDLERS = Path(__file__).parent / "e2e_handlers"
 COUNTED = HANDLERS / "counted.py"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass

@@ -22,21 +22,10 @@ from bridge.consumer import Consumer, ConsumerOptions
 from bridge.events import Message, parse_sqs_body
 from bridge.storage import sqs_client
 from tests.conftest import MotoServer
-from tests.helpers import make_app
+from tests.helpers import make_app, wait_for
 
 TEST_EVENT = json.dumps({"Event": "s3:TestEvent", "Bucket": "b"})
 BOOM = "boom: this body trips a bug"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class WorkerKiller(BaseException):

@@ -13,8 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +24,18 @@ from bridge.groups import ExecutionGroup
 from bridge.handler import run_handler
 from bridge.samples import sample_payload
 from tests.conftest import bridge_command, subprocess_env
-from tests.helpers import handler, make_engine, objects, put, s3_notification
+from tests.helpers import (
+    GUARD_SECONDS,
+    handler,
+    make_engine,
+    objects,
+    put,
+    s3_notification,
+    wait_for,
+)
 from tests.runtime_api import FakeRuntimeApi
 
-GUARD_SECONDS = 60.0  # a guard against hanging, never a timing assertion
 TAGS = {"group": "s3://bkt/in/"}
-
-
-def wait_until(predicate: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + GUARD_SECONDS
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def process_state(pid: int) -> tuple[str, int] | None:
@@ -144,7 +140,7 @@ def test_groups_side_by_side_kill_only_their_own_descendants(
         daemon=True,
     )
     waiting.start()
-    other_daemon = wait_until(lambda: read_pids(second / "daemon.pid"), "the daemon")[0]
+    other_daemon = wait_for(lambda: read_pids(second / "daemon.pid"), "the daemon")[0]
     strays.append(other_daemon)
 
     result = run_handler(handler("daemon"), daemon_env(first), timeout=GUARD_SECONDS, tags=TAGS)
@@ -171,7 +167,7 @@ def test_kill_marked_spares_unmarked_and_recycled_processes(tmp_path: Path) -> N
     )
     unmarked = subprocess.Popen([sys.executable, "-c", code])
     try:
-        wait_until(lambda: containment.marked_processes(token) == [marked.pid], "the marker")
+        wait_for(lambda: containment.marked_processes(token) == [marked.pid], "the marker")
         assert containment.kill_marked(token) == [marked.pid]
         assert marked.wait(timeout=GUARD_SECONDS) == -signal.SIGKILL
         assert longer.poll() is None and unmarked.poll() is None
@@ -186,12 +182,12 @@ def test_a_pid_window_skips_processes_started_before_it_unless_pids_wrapped() ->
     code = "import time\nwhile True: time.sleep(1)"
     env = {**os.environ, containment.MARKER_VAR: token}
     before = subprocess.Popen([sys.executable, "-c", code], env=env)
-    wait_until(lambda: containment.marked_processes(token), "the marker")
+    wait_for(lambda: containment.marked_processes(token), "the marker")
     window = containment.PidWindow.now()
     after = subprocess.Popen([sys.executable, "-c", code], env=env)
     try:
         assert window is not None
-        wait_until(lambda: len(containment.marked_processes(token)) == 2, "both")
+        wait_for(lambda: len(containment.marked_processes(token)) == 2, "both")
         assert containment.marked_processes(token, since=window) == [after.pid]
         # As many forks as there are pids since: the window proves nothing, all are looked at.
         wrapped = containment.PidWindow(
@@ -210,7 +206,7 @@ def test_a_dead_guard_is_replaced_and_a_guard_kills_what_its_bridge_marked() -> 
     first = containment.guard_pid()
     assert first is not None
     os.kill(first, signal.SIGKILL)
-    wait_until(lambda: is_gone(first), "the guard to die")
+    wait_for(lambda: is_gone(first), "the guard to die")
     containment.start_guard()
     second = containment.guard_pid()
     assert second is not None and second != first
@@ -221,7 +217,7 @@ def test_a_dead_guard_is_replaced_and_a_guard_kills_what_its_bridge_marked() -> 
         env={**os.environ, containment.MARKER_VAR: token},
     )
     try:
-        wait_until(lambda: containment.marked_processes(token), "the marker")
+        wait_for(lambda: containment.marked_processes(token), "the marker")
         containment.stop_guard()
         assert marked.wait(timeout=GUARD_SECONDS) == -signal.SIGKILL
         assert is_gone(second)
@@ -341,7 +337,7 @@ def kill_9_and_expect_no_handler_left(
     bridge: subprocess.Popen[bytes], tmp_path: Path, strays: list[int]
 ) -> None:
     try:
-        handler_pid = wait_until(lambda: read_pids(tmp_path / "handler.pid"), "the handler")[0]
+        handler_pid = wait_for(lambda: read_pids(tmp_path / "handler.pid"), "the handler")[0]
         daemon_pid = read_pids(tmp_path / "daemon.pid")[0]
     finally:
         if bridge.poll() is not None:
@@ -350,8 +346,8 @@ def kill_9_and_expect_no_handler_left(
     assert not is_gone(handler_pid) and not is_gone(daemon_pid)
     bridge.send_signal(signal.SIGKILL)
     assert bridge.wait(timeout=GUARD_SECONDS) == -signal.SIGKILL
-    wait_until(lambda: is_gone(handler_pid), "the handler to be killed after the bridge")
-    wait_until(lambda: is_gone(daemon_pid), "the daemon to be killed after the bridge")
+    wait_for(lambda: is_gone(handler_pid), "the handler to be killed after the bridge")
+    wait_for(lambda: is_gone(daemon_pid), "the daemon to be killed after the bridge")
 
 
 def test_kill_9_of_run_leaves_no_handler_process(
@@ -422,12 +418,12 @@ def test_consume_adopts_and_reaps_an_escaped_daemon(
         stderr=log.open("wb"),
     )
     try:
-        daemon, parent = wait_until(lambda: read_pids(tmp_path / "daemon.pid"), "the daemon")
+        daemon, parent = wait_for(lambda: read_pids(tmp_path / "daemon.pid"), "the daemon")
         strays.append(daemon)
         assert parent == bridge.pid
-        wait_until(lambda: "batch done" in log.read_text(errors="replace"), "the batch")
+        wait_for(lambda: "batch done" in log.read_text(errors="replace"), "the batch")
         # Reaped: not even a zombie is left, and the consumer has no other child.
-        wait_until(lambda: process_state(daemon) is None, "the daemon to be reaped")
+        wait_for(lambda: process_state(daemon) is None, "the daemon to be reaped")
         children = [
             pid
             for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
@@ -467,13 +463,13 @@ def test_consume_reaps_an_orphan_that_escaped_the_marker(
         stderr=log.open("wb"),
     )
     try:
-        orphan, parent = wait_until(lambda: read_pids(tmp_path / "orphan.pid"), "the orphan")
+        orphan, parent = wait_for(lambda: read_pids(tmp_path / "orphan.pid"), "the orphan")
         strays.append(orphan)
         assert parent == bridge.pid  # adopted by the consumer
-        wait_until(lambda: process_state(orphan) in (("Z", bridge.pid), None), "its exit")
+        wait_for(lambda: process_state(orphan) in (("Z", bridge.pid), None), "its exit")
         # Reaped at the end of a group: this one, or the next.
         sqs.send_message(QueueUrl=queue, MessageBody=s3_notification("bkt", ["other/b.txt"]))
-        wait_until(lambda: log.read_text(errors="replace").count("batch done") >= 2, "batch 2")
+        wait_for(lambda: log.read_text(errors="replace").count("batch done") >= 2, "batch 2")
         assert process_state(orphan) is None
     finally:
         bridge.send_signal(signal.SIGTERM)

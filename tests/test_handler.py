@@ -15,6 +15,7 @@ import pytest
 
 from bridge.handler import FORWARD_PIECE_BYTES, HandlerResult, run_handler, stop_all_handlers
 from bridge.logs import request_context, request_id
+from tests.helpers import wait_for
 
 TAGS = {"group": "s3://bkt/in/"}
 GUARD_SECONDS = 30.0  # a guard against hanging, never a timing assertion
@@ -29,12 +30,14 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def wait_for_file(path: Path) -> str:
-    deadline = time.monotonic() + GUARD_SECONDS
-    while time.monotonic() < deadline:
-        if path.exists() and (text := path.read_text()).endswith("\n"):
-            return text.strip()
-        time.sleep(0.02)
-    raise AssertionError(f"{path} was never written")
+    """The stripped text of ``path`` once a whole line has been written to it."""
+
+    def written() -> str | None:
+        text = path.read_text() if path.exists() else ""
+        return text if text.endswith("\n") else None
+
+    text: str = wait_for(written, f"{path} to be written", timeout=GUARD_SECONDS, interval=0.02)
+    return text.strip()
 
 
 def is_gone(pid: int) -> bool:

@@ -16,7 +16,8 @@ from typing import Any
 from env_file import read_env_file
 
 from tests.conftest import EXAMPLES, MotoServer, bridge_command, subprocess_env
-from tests.test_consume_e2e import Step, make_step, wait_for
+from tests.helpers import wait_for
+from tests.test_consume_e2e import Step, make_step
 
 TENANTS = EXAMPLES / "tenants"
 GOOD = {

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,17 +18,7 @@ import pytest
 
 from bridge import workspace
 from tests.conftest import bridge_command, subprocess_env
-from tests.helpers import handler, put
-
-GUARD_SECONDS = 60.0  # a guard against hanging, never a timing assertion
-
-
-def wait_for(path: Path) -> None:
-    deadline = time.monotonic() + GUARD_SECONDS
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} never appeared")
-        time.sleep(0.02)
+from tests.helpers import GUARD_SECONDS, handler, put, wait_for
 
 
 def owner_folders(tmp: Path) -> list[str]:
@@ -75,7 +64,7 @@ def crash_a_bridge(tmp: Path, tmp_path: Path) -> Path:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(started)
+        wait_for(started.exists, f"{started} to appear")
     finally:
         bridge.send_signal(signal.SIGKILL)
         bridge.wait(timeout=GUARD_SECONDS)
