@@ -265,18 +265,28 @@ def test_long_handler_is_not_run_twice(
     assert runs(runs_file) == [["in/slow.txt"]]
 
 
+def gated_consumer(
+    step: Step, tmp_path: Path, consumers: list[Consumer], match_key: str = ""
+) -> tuple[Consumer, Path, Path]:
+    """A consumer whose handler (``counted.py``) records its run, then waits at a gate file.
+
+    Returns the consumer, the runs file and the gate: touch the gate to let the handler end.
+    """
+    runs_file, gate = tmp_path / "runs.jsonl", tmp_path / "gate"
+    consumer = Consumer(
+        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
+        RUNS_FILE=str(runs_file), GATE=str(gate), MATCH_KEY=match_key,
+    )  # fmt: skip
+    consumers.append(consumer)
+    return consumer, runs_file, gate
+
+
 def test_sigterm_during_handler_loses_nothing(
     aws: MotoServer, s3: Any, sqs: Any, tmp_path: Path, consumers: list[Consumer]
 ) -> None:
     """SIGTERM while a handler runs: the group finishes, its output lands, the message goes."""
     step = make_step(s3, sqs, "stopping-step", prefix="in/", visibility=20)
-    runs_file = tmp_path / "runs.jsonl"
-    gate = tmp_path / "gate"
-    consumer = Consumer(
-        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
-        RUNS_FILE=str(runs_file), GATE=str(gate), MATCH_KEY=r"^in/[^/]+$",
-    )  # fmt: skip
-    consumers.append(consumer)
+    consumer, runs_file, gate = gated_consumer(step, tmp_path, consumers, match_key=r"^in/[^/]+$")
     step.put("in/precious.txt", "keep me")
     wait_for(lambda: runs(runs_file), what="handler started")
 
@@ -295,13 +305,7 @@ def test_repeated_sigterm_keeps_draining(
 ) -> None:
     """An orchestrator re-sending SIGTERM does not cut the drain short."""
     step = make_step(s3, sqs, "resent-term", prefix="in/", visibility=30)
-    runs_file = tmp_path / "runs.jsonl"
-    gate = tmp_path / "gate"
-    consumer = Consumer(
-        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
-        RUNS_FILE=str(runs_file), GATE=str(gate), MATCH_KEY=r"^in/[^/]+$",
-    )  # fmt: skip
-    consumers.append(consumer)
+    consumer, runs_file, gate = gated_consumer(step, tmp_path, consumers, match_key=r"^in/[^/]+$")
     step.put("in/precious.txt", "keep me")
     wait_for(lambda: runs(runs_file), what="handler started")
 
@@ -397,13 +401,7 @@ def test_sigterm_releases_groups_not_yet_started(
     step = make_step(s3, sqs, "release-step", prefix="in/", visibility=30)
     step.put("in/a/first.txt", "one")
     step.put("in/b/second.txt", "two")  # another prefix: a second group, after the first
-    runs_file = tmp_path / "runs.jsonl"
-    gate = tmp_path / "gate"
-    consumer = Consumer(
-        step, tmp_path / "consumer.log", [sys.executable, str(COUNTED)],
-        RUNS_FILE=str(runs_file), GATE=str(gate),
-    )  # fmt: skip
-    consumers.append(consumer)
+    consumer, runs_file, gate = gated_consumer(step, tmp_path, consumers)
     wait_for(lambda: runs(runs_file), what="first handler started")
 
     consumer.signal_seen(signal.SIGTERM, "stop requested: finishing running groups")
