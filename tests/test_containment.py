@@ -393,6 +393,17 @@ def test_kill_9_of_the_lambda_runtime_leaves_no_handler_process(
         kill_9_and_expect_no_handler_left(bridge, tmp_path, strays)
 
 
+def start_consumer(queue: str, handler_name: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """``s3-event-bridge consume`` on ``queue`` running test handler ``handler_name``."""
+    return subprocess.Popen(
+        [*bridge_command(), "consume", "--queue-url", queue, "--wait-time", "1", "--",
+         *handler(handler_name)],
+        env=subprocess_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )  # fmt: skip
+
+
 def test_consume_adopts_and_reaps_an_escaped_daemon(
     s3: Any, sqs: Any, tmp_path: Path, strays: list[int]
 ) -> None:
@@ -402,20 +413,8 @@ def test_consume_adopts_and_reaps_an_escaped_daemon(
     queue = sqs.create_queue(QueueName="work")["QueueUrl"]
     sqs.send_message(QueueUrl=queue, MessageBody=s3_notification("bkt", ["in/a.txt"]))
     log = tmp_path / "bridge.log"
-    bridge = subprocess.Popen(
-        [
-            *bridge_command(),
-            "consume",
-            "--queue-url",
-            queue,
-            "--wait-time",
-            "1",
-            "--",
-            *handler("daemon"),
-        ],
-        env=subprocess_env(PID_FILE=str(tmp_path / "daemon.pid"), LATE_AFTER="3600"),
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
+    bridge = start_consumer(
+        queue, "daemon", log, PID_FILE=str(tmp_path / "daemon.pid"), LATE_AFTER="3600"
     )
     try:
         daemon, parent = wait_for(lambda: read_pids(tmp_path / "daemon.pid"), "the daemon")
@@ -447,21 +446,7 @@ def test_consume_reaps_an_orphan_that_escaped_the_marker(
     queue = sqs.create_queue(QueueName="work")["QueueUrl"]
     sqs.send_message(QueueUrl=queue, MessageBody=s3_notification("bkt", ["in/a.txt"]))
     log = tmp_path / "bridge.log"
-    bridge = subprocess.Popen(
-        [
-            *bridge_command(),
-            "consume",
-            "--queue-url",
-            queue,
-            "--wait-time",
-            "1",
-            "--",
-            *handler("orphan"),
-        ],
-        env=subprocess_env(PID_FILE=str(tmp_path / "orphan.pid")),
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
+    bridge = start_consumer(queue, "orphan", log, PID_FILE=str(tmp_path / "orphan.pid"))
     try:
         orphan, parent = wait_for(lambda: read_pids(tmp_path / "orphan.pid"), "the orphan")
         strays.append(orphan)
