@@ -84,7 +84,9 @@ def run_handler(
     token = containment.new_group_token()
     window = containment.PidWindow.now()  # the handler's descendants all start after this
     try:
-        with containment.spawning() as spawned:
+        # Registered under the lock stop_all_handlers takes: a handler that exists when a
+        # stop is requested is one it sees, however late this thread is scheduled.
+        with containment.spawning() as spawned, _running_lock:
             process = subprocess.Popen(
                 list(command),
                 env={**env, containment.MARKER_VAR: token},
@@ -94,12 +96,11 @@ def run_handler(
                 start_new_session=True,
             )
             spawned.add(process.pid)
+            _running.add(process.pid)
     except OSError as exc:
         return HandlerResult(exit_code=None, start_error=f"{command[0]!r}: {exc.strerror or exc}")
 
     assert process.stdout is not None and process.stderr is not None
-    with _running_lock:
-        _running.add(process.pid)
     stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     forwarders = [
         _forward(process.stdout, "stdout", tags),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -260,6 +262,41 @@ def test_stop_all_handlers_with_wait_kills_a_handler_ignoring_sigterm(tmp_path: 
 
     stop_all_handlers(kill_grace=0.2, wait=True)  # SIGKILL is sent before this returns
 
+    thread.join(GUARD_SECONDS)
+    assert results == [HandlerResult(exit_code=-signal.SIGKILL)]
+
+
+def test_a_stop_requested_while_a_handler_is_being_started_still_reaches_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The thread starting the handler is held right after its Popen returns (as a loaded
+    # machine may deschedule it), while the handler is already running: the stop must
+    # still reach it, not find an empty list and leave it running.
+    ready = tmp_path / "ready"
+    release = threading.Event()
+    real_popen = subprocess.Popen
+
+    def descheduled_popen(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        process = real_popen(args, **kwargs)
+        if str(ready) in " ".join(args):
+            release.wait(GUARD_SECONDS)
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", descheduled_popen)
+    code = f"""
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        open({str(ready)!r}, "w").write("ready\\n")
+        time.sleep(300)
+    """
+    thread, results = run_in_thread(python(code))
+    wait_for_file(ready)
+
+    stopper = threading.Thread(target=lambda: stop_all_handlers(kill_grace=0.2, wait=True))
+    stopper.start()
+    stopper.join(timeout=1.0)  # a stop that misses the handler is over by now
+    release.set()
+    stopper.join(GUARD_SECONDS)
     thread.join(GUARD_SECONDS)
     assert results == [HandlerResult(exit_code=-signal.SIGKILL)]
 
