@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainValidator, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.hints import event_name_hint, glob_as_regex, glob_hint, looks_like_glob, near_miss
@@ -106,6 +107,11 @@ class Settings(BaseSettings):
     pull_scope: Literal["prefix", "events"] = "prefix"
     execution_filter_expr: str | None = None
     execution_filter_file: Path | None = None
+    # Read and compiled once from the two variables above, which are validated before it
+    # (fields are validated in order); not itself a variable.
+    execution_filter: ExecutionFilter | None = Field(
+        default=None, exclude=True, validate_default=True
+    )
     target_bucket: str | None = None
     handler_command: Command = ()
     root_folder_var: EnvName = "ROOT_FOLDER"
@@ -131,27 +137,31 @@ class Settings(BaseSettings):
         default_factory=lambda: "emf" if os.environ.get(LAMBDA_FUNCTION_VAR) else "off"
     )
 
-    # Compiled from EXECUTION_FILTER_EXPR or EXECUTION_FILTER_FILE; not itself a variable.
-    execution_filter: ExecutionFilter | None = Field(default=None, exclude=True)
-
-    @field_validator("execution_filter_expr")
-    @classmethod
-    def _check_filter_expr(cls, value: str | None) -> str | None:
-        if value is not None:
-            _compile_filter(value)
-        return value
-
     @field_validator("execution_filter_file")
     @classmethod
     def _check_filter_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return value
-        # An EXECUTION_FILTER_EXPR that failed its own validation is absent from info.data,
-        # yet it was set: the two are still exclusive.
-        if info.data.get("execution_filter_expr", "(invalid)") is not None:
+        if value is not None and info.data.get("execution_filter_expr") is not None:
             raise ValueError("cannot be used together with EXECUTION_FILTER_EXPR; set only one")
-        _compile_filter(_read_filter_file(value))
         return value
+
+    @field_validator("execution_filter", mode="plain")
+    @classmethod
+    def _compile_execution_filter(
+        cls, value: object, info: ValidationInfo
+    ) -> ExecutionFilter | None:
+        program = info.data.get("execution_filter_expr")
+        if program is not None:
+            return _compile_filter(program, variable="execution_filter_expr")
+        path = info.data.get("execution_filter_file")
+        if path is not None:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise _problem(
+                    "execution_filter_file", f"cannot read {str(path)!r}: {exc}"
+                ) from exc
+            return _compile_filter(text, variable="execution_filter_file")
+        return None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -162,14 +172,6 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_format(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
-
-    def model_post_init(self, context: Any, /) -> None:
-        """Compile the execution filter once the fields are known to be valid."""
-        program = self.execution_filter_expr
-        if program is None and self.execution_filter_file is not None:
-            program = _read_filter_file(self.execution_filter_file)
-        if program is not None:
-            object.__setattr__(self, "execution_filter", ExecutionFilter.compile(program))
 
     def target_for(self, source_bucket: str) -> str:
         """The bucket receiving the outputs of a group from ``source_bucket``."""
@@ -254,18 +256,18 @@ def configuration_warnings(settings: Settings, environ: Mapping[str, str]) -> li
     return warnings
 
 
-def _read_filter_file(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {str(path)!r}: {exc}") from exc
+def _problem(variable: str, reason: str) -> PydanticCustomError:
+    """A validation problem reported under ``variable`` rather than the failing field."""
+    return PydanticCustomError(
+        "variable_problem", "{reason}", {"variable": variable, "reason": reason}
+    )
 
 
-def _compile_filter(program: str) -> None:
+def _compile_filter(program: str, variable: str) -> ExecutionFilter:
     try:
-        ExecutionFilter.compile(program)
+        return ExecutionFilter.compile(program)
     except FilterCompileError as exc:
-        raise ValueError(str(exc)) from exc
+        raise _problem(variable, str(exc)) from exc
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -284,11 +286,15 @@ def _describe(error: ValidationError) -> list[str]:
 
 
 def field_problems(error: ValidationError) -> list[tuple[str, str]]:
-    """``(VARIABLE, reason)`` for each problem of a failed ``Settings`` validation."""
+    """``(VARIABLE, reason)`` for each problem of a failed ``Settings`` validation, in the
+    order of the variables."""
     problems = []
     for item in error.errors():
-        variable = ".".join(str(part) for part in item["loc"]).upper() or "configuration"
-        cause = item.get("ctx", {}).get("error")
+        context = item.get("ctx", {})
+        location = context.get("variable") or ".".join(str(part) for part in item["loc"])
+        variable = location.upper() or "configuration"
+        cause = context.get("error")
         reason = str(cause) if isinstance(cause, Exception) else item["msg"]
         problems.append((variable, reason))
-    return problems
+    order = {name: index for index, name in enumerate(VARIABLES)}
+    return sorted(problems, key=lambda problem: order.get(problem[0], len(order)))

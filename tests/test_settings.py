@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bridge.jqfilter import ExecutionFilter
 from bridge.settings import ConfigurationError, Settings, load_settings
 
 
@@ -277,6 +279,40 @@ def test_both_filter_variables_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_
     assert len(problems) == 1
     assert problems[0].startswith("EXECUTION_FILTER_FILE: ")
     assert "EXECUTION_FILTER_EXPR" in problems[0]
+
+
+@pytest.mark.parametrize("source", ["expr", "file"])
+def test_the_filter_program_is_read_and_compiled_once(
+    source: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "filter.jq"
+    path.write_text("length > 1", encoding="utf-8")
+    compiled: list[str] = []
+    read: list[Path] = []
+    compile_program, read_text = ExecutionFilter.compile, Path.read_text
+
+    def counting_compile(cls: type[ExecutionFilter], program: str) -> ExecutionFilter:
+        compiled.append(program)
+        return compile_program(program)
+
+    def counting_read_text(self: Path, *args: Any, **kwargs: Any) -> str:
+        if self == path:
+            read.append(self)
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExecutionFilter, "compile", classmethod(counting_compile))
+    monkeypatch.setattr(Path, "read_text", counting_read_text)
+    if source == "expr":
+        monkeypatch.setenv("EXECUTION_FILTER_EXPR", "length > 1")
+    else:
+        monkeypatch.setenv("EXECUTION_FILTER_FILE", str(path))
+
+    settings = load_settings()
+
+    assert settings.execution_filter is not None
+    assert settings.execution_filter.program == "length > 1"
+    assert compiled == ["length > 1"]
+    assert len(read) == (1 if source == "file" else 0)
 
 
 def test_both_filter_variables_reported_even_when_expr_is_invalid(
