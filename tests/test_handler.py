@@ -249,15 +249,19 @@ def test_stop_all_handlers_with_wait_returns_once_the_handler_has_ended(tmp_path
     assert results == [HandlerResult(exit_code=0)]
 
 
-def test_stop_all_handlers_with_wait_kills_a_handler_ignoring_sigterm(tmp_path: Path) -> None:
-    ready = tmp_path / "ready"
-    code = f"""
+def ignoring_sigterm(ready: Path) -> list[str]:
+    """A handler that ignores SIGTERM, writes ``ready`` and would sleep for 5 minutes."""
+    return python(f"""
         import signal, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         open({str(ready)!r}, "w").write("ready\\n")
         time.sleep(300)
-    """
-    thread, results = run_in_thread(python(code))
+    """)
+
+
+def test_stop_all_handlers_with_wait_kills_a_handler_ignoring_sigterm(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    thread, results = run_in_thread(ignoring_sigterm(ready))
     wait_for_file(ready)
 
     stop_all_handlers(kill_grace=0.2, wait=True)  # SIGKILL is sent before this returns
@@ -283,13 +287,7 @@ def test_a_stop_requested_while_a_handler_is_being_started_still_reaches_it(
         return process
 
     monkeypatch.setattr(subprocess, "Popen", descheduled_popen)
-    code = f"""
-        import signal, time
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        open({str(ready)!r}, "w").write("ready\\n")
-        time.sleep(300)
-    """
-    thread, results = run_in_thread(python(code))
+    thread, results = run_in_thread(ignoring_sigterm(ready))
     wait_for_file(ready)
 
     stopper = threading.Thread(target=lambda: stop_all_handlers(kill_grace=0.2, wait=True))
