@@ -84,13 +84,19 @@ def test_usage_errors_are_json_lines_under_lambda_json_logs() -> None:
     assert "unrecognized arguments: --no-such-option" in json.loads(line)["message"]
 
 
-def test_a_crash_is_one_line_without_traceback(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def crash_in_event_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug inside the ``event`` mode: building the sample raises ``KeyError('bug')``."""
+
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("bug")
 
     monkeypatch.setattr("bridge.samples.sample_batch", broken)  # imported on use
+
+
+def test_a_crash_is_one_line_without_traceback(
+    crash_in_event_mode: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli_module.main(["event", "s3", "--bucket", "b", "--key", "k"]) == 1
     [line] = capsys.readouterr().err.splitlines()
     expected = "s3-event-bridge: internal error: KeyError: 'bug'"
@@ -98,12 +104,8 @@ def test_a_crash_is_one_line_without_traceback(
 
 
 def test_a_crash_is_a_json_line_with_its_stack_with_log_format_json(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    crash_in_event_mode: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise KeyError("bug")
-
-    monkeypatch.setattr("bridge.samples.sample_batch", broken)  # imported on use
     monkeypatch.setenv("LOG_FORMAT", "json")
     assert cli_module.main(["event", "s3", "--bucket", "b", "--key", "k"]) == 1
     [line] = capsys.readouterr().err.splitlines()
@@ -114,12 +116,8 @@ def test_a_crash_is_a_json_line_with_its_stack_with_log_format_json(
 
 
 def test_a_crash_shows_its_traceback_with_log_level_debug(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    crash_in_event_mode: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise KeyError("bug")
-
-    monkeypatch.setattr("bridge.samples.sample_batch", broken)  # imported on use
     monkeypatch.setenv("LOG_LEVEL", "debug")
     assert cli_module.main(["event", "s3", "--bucket", "b", "--key", "k"]) == 1
     err = capsys.readouterr().err

@@ -31,6 +31,18 @@ def wordcount_seed(folder: Path) -> Path:
     return folder
 
 
+def one_step_pipeline(folder: Path, pipeline: str, step: str, run: str) -> None:
+    """``folder/pipeline.yaml``: one step running ``run`` on inbox into outbox; and a seed
+    of one file, ``folder/seed/inbox/a.txt``."""
+    (folder / "pipeline.yaml").write_text(
+        f"pipeline: {pipeline}\nbuckets: [inbox, outbox]\nsteps:\n"
+        f"  - name: {step}\n    run: {run}\n"
+        "    on: {bucket: inbox}\n    to: outbox\n"
+    )
+    (folder / "seed" / "inbox").mkdir(parents=True)
+    (folder / "seed" / "inbox" / "a.txt").write_text("a")
+
+
 def up(*arguments: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*bridge_command(), "pipeline", "up", *arguments],
@@ -102,13 +114,7 @@ def test_a_file_check_rejects_is_refused_before_anything_starts(
 def test_up_local_starts_its_own_server_and_exits_1_when_a_message_reaches_a_dlq(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "pipeline.yaml").write_text(
-        "pipeline: failing\nbuckets: [inbox, outbox]\nsteps:\n"
-        "  - name: fail\n    run: python -c 'raise SystemExit(3)'\n"
-        "    on: {bucket: inbox}\n    to: outbox\n"
-    )
-    (tmp_path / "seed" / "inbox").mkdir(parents=True)
-    (tmp_path / "seed" / "inbox" / "a.txt").write_text("a")
+    one_step_pipeline(tmp_path, "failing", "fail", "python -c 'raise SystemExit(3)'")
     result = up(
         str(tmp_path / "pipeline.yaml"),
         "--local",
@@ -176,13 +182,7 @@ def test_up_local_without_moto_says_how_to_get_it(
 
 def test_a_second_stop_request_stops_running_handlers(aws: MotoServer, tmp_path: Path) -> None:
     """SIGTERM drains (a handler still running is waited for); a second one forces."""
-    (tmp_path / "pipeline.yaml").write_text(
-        "pipeline: slow\nbuckets: [inbox, outbox]\nsteps:\n"
-        "  - name: slow\n    run: python -c 'import time; time.sleep(600)'\n"
-        "    on: {bucket: inbox}\n    to: outbox\n"
-    )
-    (tmp_path / "seed" / "inbox").mkdir(parents=True)
-    (tmp_path / "seed" / "inbox" / "a.txt").write_text("a")
+    one_step_pipeline(tmp_path, "slow", "slow", "python -c 'import time; time.sleep(600)'")
     options = ["--seed", str(tmp_path / "seed"), "--visibility-timeout", "600"]
     process = subprocess.Popen(
         [*bridge_command(), "pipeline", "up", str(tmp_path / "pipeline.yaml"), *options],
