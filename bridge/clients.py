@@ -1,0 +1,50 @@
+"""The boto3 clients every driver and storage module share, and S3's error codes.
+
+One session per process: its clients stay separate, but service models load once (several
+Lambda pollers or consume workers would otherwise each pay for it).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+STALE = frozenset({"412", "PreconditionFailed"})
+DENIED = frozenset({"403", "AccessDenied", "Forbidden"})
+NO_BUCKET = frozenset({"404", "NoSuchBucket", "NotFound"})
+
+
+def s3_client(concurrency: int = 16) -> S3Client:
+    """An S3 client on the standard boto3 chain, standard retries, a pool wide enough."""
+    config = Config(retries={"mode": "standard"}, max_pool_connections=max(10, concurrency + 4))
+    return _session().client("s3", config=config)
+
+
+def sqs_client() -> SQSClient:
+    """An SQS client on the standard boto3 chain with standard retries."""
+    config = Config(retries={"mode": "standard"})
+    return _session().client("sqs", config=config)
+
+
+@functools.cache
+def _session() -> boto3.session.Session:
+    # botocore reads only AWS_DEFAULT_REGION; Lambda and most tools also set AWS_REGION.
+    session = boto3.session.Session()
+    if session.region_name is None and os.environ.get("AWS_REGION"):
+        session = boto3.session.Session(region_name=os.environ["AWS_REGION"])
+    return session
+
+
+def error_code(exc: ClientError) -> str:
+    """The error code of an S3 error response (``NoSuchKey``, ``403``...)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,294 @@
+"""Pulling objects into a root folder (docs/design.md §2 step 6, §6): plain GetObject
+streamed to disk below ``MULTIPART_THRESHOLD``, ranged GETs through s3transfer above it;
+every object verified end to end (``bridge.verification``), no HeadObject for sizes."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    FlexibleChecksumError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+from botocore.httpchecksum import StreamingChecksumBody
+
+from bridge import integrity
+from bridge.clients import MISSING, STALE, error_code
+from bridge.listing import epoch_ns, parse_depth
+from bridge.paths import ListedObject, PullItem
+from bridge.progress import Progress
+from bridge.transfer import MULTIPART_THRESHOLD, run_all
+from bridge.verification import (
+    HashingFile,
+    IntegrityError,
+    check,
+    expected_from_head,
+    hash_back,
+    part_sizes,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from bridge.multipart import LargeTransfers
+
+_CHUNK = 256 * 1024
+# Errors while a response body streams in, which botocore does not retry (it has already
+# returned the response): the same list s3transfer retries its downloads on, as often.
+RETRYABLE_STREAMING_ERRORS: tuple[type[Exception], ...] = (
+    TimeoutError,
+    ConnectionError,
+    ReadTimeoutError,
+    IncompleteReadError,
+    ResponseStreamingError,
+    ConnectionClosedError,
+)
+STREAMING_ATTEMPTS = 5
+_DIGEST_FIELDS = ("ETag", "ServerSideEncryption", "SSECustomerAlgorithm")
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """What a pull learnt: the ``bridge-depth`` of each pulled object, by key; the objects
+    that could not be verified (no checksum this process can compute, no MD5 ETag); and,
+    for ``fetch``, the objects gone since their event (404)."""
+
+    depths: dict[str, int]
+    unverified: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+
+
+@dataclass
+class ResponseRecorder:
+    """Keeps what GetObject responses say of each object, so pulls need no HeadObject:
+    ``bridge-depth``, LastModified (an events-scope pull learns it only there), and the
+    ETag and encryption that tell whether the ETag is an MD5.
+
+    A hook on the client sees the ranged GETs s3transfer makes as well as the bridge's own.
+    """
+
+    depths: dict[tuple[str, str], int] = field(default_factory=dict)
+    modified: dict[tuple[str, str], int] = field(default_factory=dict)
+    fields: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["bridge_object"] = (params.get("Bucket"), params.get("Key"))
+
+    def after(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        target = context.get("bridge_object")
+        if target is None or "Error" in parsed:
+            return
+        depth = parse_depth(parsed.get("Metadata", {}))
+        modified = parsed.get("LastModified")
+        kept = {name: parsed[name] for name in _DIGEST_FIELDS if name in parsed}
+        with self.lock:
+            self.depths[target] = depth
+            self.fields[target] = kept
+            if modified is not None:
+                self.modified[target] = epoch_ns(modified)
+
+    def take(self, bucket: str, keys: Iterable[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """The depths and LastModified (ns) recorded for ``keys``, forgetting them."""
+        keys = list(keys)
+        with self.lock:
+            for key in keys:
+                self.fields.pop((bucket, key), None)
+            depths = {k: self.depths.pop((bucket, k)) for k in keys if (bucket, k) in self.depths}
+            modified = {
+                k: self.modified.pop((bucket, k)) for k in keys if (bucket, k) in self.modified
+            }
+        return depths, modified
+
+    def fields_of(self, bucket: str, key: str) -> dict[str, Any]:
+        with self.lock:
+            return dict(self.fields.get((bucket, key), {}))
+
+
+class Puller:
+    """Pulls on one client, ``concurrency`` objects wide; objects at or above
+    ``MULTIPART_THRESHOLD`` go through ``large()`` (s3transfer, created on first use).
+
+    Registers hooks on the client's GetObject calls (``ResponseRecorder``).
+    """
+
+    def __init__(
+        self, client: S3Client, concurrency: int, large: Callable[[], LargeTransfers]
+    ) -> None:
+        self.client = client
+        self._concurrency = concurrency
+        self._large = large
+        self._responses = ResponseRecorder()
+        events = client.meta.events
+        events.register("before-parameter-build.s3.GetObject", self._responses.before)
+        events.register("after-call.s3.GetObject", self._responses.after)
+
+    def pull(
+        self,
+        bucket: str,
+        items: Sequence[PullItem],
+        root: Path,
+        progress: Progress | None = None,
+    ) -> PullResult:
+        """Download listed ``items`` under ``root`` in parallel, streaming to disk, verified.
+
+        Sizes and ETags come from the listing: no HeadObject. Each file's mtime is set to its
+        object's listed LastModified (the snapshot relies on it). Raises ``IntegrityError``
+        when bytes do not match the object's checksum or ETag.
+        """
+        return self._pull(bucket, items, root, events=False, progress=progress)
+
+    def fetch(
+        self,
+        bucket: str,
+        items: Sequence[PullItem],
+        root: Path,
+        progress: Progress | None = None,
+    ) -> PullResult:
+        """Download the triggering objects ``items`` (``PULL_SCOPE=events``) under ``root``.
+
+        Sized from their events: one GetObject each (ranged GETs for large ones), no
+        HeadObject. An object gone since its event (404) is reported in ``missing``, not
+        raised; one replaced since its event is pulled as it is now. Each file's mtime is set
+        to the LastModified of the GetObject response.
+        """
+        return self._pull(bucket, items, root, events=True, progress=progress)
+
+    def _pull(
+        self,
+        bucket: str,
+        items: Sequence[PullItem],
+        root: Path,
+        events: bool,
+        progress: Progress | None,
+    ) -> PullResult:
+        for folder in {(root / item.path).parent for item in items}:
+            folder.mkdir(parents=True, exist_ok=True)
+
+        def pull_one(item: PullItem) -> bool | None:
+            outcome = self._pull_one(bucket, item, root / item.path, events)
+            if progress is not None:
+                progress.object_done(item.obj.size if outcome is not None else 0)
+            return outcome
+
+        tasks = [functools.partial(pull_one, item) for item in items]
+        outcomes = run_all(tasks, self._concurrency)
+        keys = [item.obj.key for item in items]
+        missing = {key for key, outcome in zip(keys, outcomes, strict=True) if outcome is None}
+        pulled = [item for item in items if item.obj.key not in missing]
+        depths, modified = self._responses.take(bucket, keys)
+        for item in pulled:
+            stamp = modified.get(item.obj.key) if events else item.obj.last_modified_ns
+            if stamp is not None:
+                os.utime(root / item.path, ns=(stamp, stamp), follow_symlinks=False)
+        return PullResult(
+            depths={key: depth for key, depth in depths.items() if key not in missing},
+            unverified=tuple(k for k, ok in zip(keys, outcomes, strict=True) if ok is False),
+            missing=tuple(key for key in keys if key in missing),
+        )
+
+    def _pull_one(self, bucket: str, item: PullItem, path: Path, events: bool) -> bool | None:
+        """Download one object to ``path``: True verified, False not verifiable, None gone
+        (events scope only; in prefix scope a 404 is an error)."""
+        obj = item.obj
+        try:
+            if obj.size < MULTIPART_THRESHOLD:  # an event without a size: 0, one plain GET
+                return self._get_small(bucket, obj.key, path)
+            if events and not obj.etag:
+                return self._get_large(bucket, obj, path, pinned=False)
+            try:
+                return self._get_large(bucket, obj, path, pinned=True)
+            except ClientError as exc:
+                if not events or error_code(exc) not in STALE:
+                    raise
+                # Replaced since its event: let s3transfer learn the new size and ETag.
+                return self._get_large(bucket, obj, path, pinned=False)
+        except ClientError as exc:
+            if events and error_code(exc) in MISSING:
+                path.unlink(missing_ok=True)
+                return None
+            raise
+
+    def _get_small(self, bucket: str, key: str, path: Path) -> bool:
+        """One GetObject streamed to disk, hashed on the way (retried if the body breaks)."""
+        for attempt in range(1, STREAMING_ATTEMPTS + 1):
+            response = self.client.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+            body = response["Body"]
+            # botocore checks the checksums it can compute itself, raising at the end of the
+            # body: the bridge hashes only what it leaves unchecked (an MD5 ETag, or more).
+            by_botocore = isinstance(body, StreamingChecksumBody)
+            expected = None if by_botocore else integrity.expected_digest(response)
+            digest = expected.new_hash() if expected else None
+            try:
+                with path.open("wb") as stream:
+                    for chunk in body.iter_chunks(_CHUNK):
+                        stream.write(chunk)
+                        if digest is not None:
+                            digest.update(chunk)
+            except RETRYABLE_STREAMING_ERRORS:
+                if attempt == STREAMING_ATTEMPTS:
+                    raise
+                continue
+            except FlexibleChecksumError as exc:  # botocore checked a checksum it can compute
+                raise IntegrityError(f"s3://{bucket}/{key}: {exc}") from exc
+            finally:
+                body.close()
+            if by_botocore:
+                return True
+            if expected is None or digest is None:
+                return False
+            check(bucket, key, expected, digest.digest())
+            return True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_large(self, bucket: str, obj: ListedObject, path: Path, pinned: bool) -> bool:
+        """Ranged GETs through s3transfer, hashed as the file fills, checked against S3's digest.
+
+        ``pinned``: size and ETag as listed (``If-Match`` on every range); else s3transfer
+        learns them with a HeadObject. Ranged responses carry no checksum: the digest is the
+        ETag's when it is an MD5, else it comes from HeadObject (``expected_from_head``),
+        asked before the download when the ETag is known so the bytes are hashed as they land.
+        """
+        guess: integrity.Expected | None = None
+        settled = False
+        if pinned and integrity.etag_is_md5({"ETag": obj.etag}):
+            # Confirmed after the download, once the responses tell there is no SSE-KMS.
+            guess = integrity.Expected("MD5", bytes.fromhex(obj.etag), "ETag")
+        elif pinned:
+            guess, settled = expected_from_head(self.client, bucket, obj.key, obj.etag), True
+        with path.open("w+b") as stream:
+            writer = HashingFile(stream, guess.new_hash() if guess else None)
+            try:
+                self._large().download(bucket, obj if pinned else None, obj.key, writer)
+            finally:
+                writer.close()
+            fields = self._responses.fields_of(bucket, obj.key)
+            etag = str(fields.get("ETag", "")).strip('"') or obj.etag
+            expected = guess
+            if not settled:
+                expected = integrity.expected_digest({**fields, "ETag": etag})
+                if expected is None:
+                    expected = expected_from_head(self.client, bucket, obj.key, etag)
+            if expected is None:
+                return False
+            digest = writer.digest() if expected == guess else None
+            if digest is None:  # not hashed on the way (or a range was written twice)
+                digest = hash_back(stream, expected)
+            if digest != expected.digest and expected.part_sizes is not None:
+                # Parts of equal size were assumed: learn each part's size before concluding.
+                exact = part_sizes(self.client, bucket, obj.key, len(expected.part_sizes))
+                if exact != expected.part_sizes:
+                    expected = expected.with_parts(exact)
+                    digest = hash_back(stream, expected)
+        check(bucket, obj.key, expected, digest)
+        return True
