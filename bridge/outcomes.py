@@ -34,6 +34,7 @@ class GroupOutcome:
     status: Status
     reason: str | None = None
     uploaded: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()  # outputs removed because their input is gone
 
     @property
     def ok(self) -> bool:

@@ -66,6 +66,8 @@ class PullResult:
     depths: dict[str, int]
     unverified: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
+    # The ETag (unquoted) each GetObject answered: for ``fetch``, what was really pulled.
+    etags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,17 +100,22 @@ class ResponseRecorder:
             if modified is not None:
                 self.modified[target] = epoch_ns(modified)
 
-    def take(self, bucket: str, keys: Iterable[str]) -> tuple[dict[str, int], dict[str, int]]:
-        """The depths and LastModified (ns) recorded for ``keys``, forgetting them."""
+    def take(
+        self, bucket: str, keys: Iterable[str]
+    ) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
+        """The depths, LastModified (ns) and ETags recorded for ``keys``, forgetting them."""
         keys = list(keys)
         with self.lock:
+            etags = {}
             for key in keys:
-                self.fields.pop((bucket, key), None)
+                answered = self.fields.pop((bucket, key), {})
+                if "ETag" in answered:
+                    etags[key] = str(answered["ETag"]).strip('"')
             depths = {k: self.depths.pop((bucket, k)) for k in keys if (bucket, k) in self.depths}
             modified = {
                 k: self.modified.pop((bucket, k)) for k in keys if (bucket, k) in self.modified
             }
-        return depths, modified
+        return depths, modified, etags
 
     def fields_of(self, bucket: str, key: str) -> dict[str, Any]:
         with self.lock:
@@ -186,7 +193,7 @@ class Puller:
         keys = [item.obj.key for item in items]
         missing = {key for key, outcome in zip(keys, outcomes, strict=True) if outcome is None}
         pulled = [item for item in items if item.obj.key not in missing]
-        depths, modified = self._responses.take(bucket, keys)
+        depths, modified, etags = self._responses.take(bucket, keys)
         for item in pulled:
             stamp = modified.get(item.obj.key) if events else item.obj.last_modified_ns
             if stamp is not None:
@@ -195,6 +202,7 @@ class Puller:
             depths={key: depth for key, depth in depths.items() if key not in missing},
             unverified=tuple(k for k, ok in zip(keys, outcomes, strict=True) if ok is False),
             missing=tuple(key for key in keys if key in missing),
+            etags={key: etag for key, etag in etags.items() if key not in missing},
         )
 
     def _pull_one(self, bucket: str, item: PullItem, path: Path, events: bool) -> bool | None:

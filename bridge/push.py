@@ -55,6 +55,17 @@ class PushResult:
     unchanged: int = 0
     bytes_out: int = 0
     refused: dict[str, str] = field(default_factory=dict)
+    # The ETag (unquoted) now stored at each output's key, uploaded or unchanged: what a
+    # lineage record keeps.
+    etags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Pushed:
+    """One output stored: bytes sent (None when unchanged, nothing sent) and its ETag."""
+
+    sent: int | None
+    etag: str
 
 
 class Pusher:
@@ -83,27 +94,29 @@ class Pusher:
         ``Content-MD5``. Returns what was uploaded, skipped as unchanged, or refused.
         """
 
-        def push_one(upload: Upload) -> int | str | None:
+        def push_one(upload: Upload) -> _Pushed | str:
             outcome = self._push_one(bucket, root, upload)
             if progress is not None:
-                progress.object_done(outcome if isinstance(outcome, int) else 0)
+                progress.object_done(outcome.sent or 0 if isinstance(outcome, _Pushed) else 0)
             return outcome
 
         tasks = [functools.partial(push_one, upload) for upload in uploads]
         outcomes = run_all(tasks, self._concurrency)
-        uploaded, unchanged, sent, refused = [], 0, 0, {}
+        uploaded, unchanged, sent, refused, etags = [], 0, 0, {}, {}
         for upload, outcome in zip(uploads, outcomes, strict=True):
             if isinstance(outcome, str):
                 refused[upload.path] = outcome
-            elif outcome is None:
+                continue
+            etags[upload.key] = outcome.etag
+            if outcome.sent is None:
                 unchanged += 1
             else:
                 uploaded.append(upload.key)
-                sent += outcome
-        return PushResult(tuple(uploaded), unchanged, sent, refused)
+                sent += outcome.sent
+        return PushResult(tuple(uploaded), unchanged, sent, refused, etags)
 
-    def _push_one(self, bucket: str, root: Path, upload: Upload) -> int | str | None:
-        """Bytes uploaded; None if unchanged; a reason (str) if the file was refused."""
+    def _push_one(self, bucket: str, root: Path, upload: Upload) -> _Pushed | str:
+        """What was stored (``sent`` None if unchanged); a reason if the file was refused."""
         try:
             fd = open_beneath(root, upload.path)
         except (OSError, ValueError) as exc:
@@ -115,28 +128,32 @@ class Pusher:
             comparable = upload.known_etag is not None and "-" not in upload.known_etag
             md5 = _md5_of(stream) if single_part or comparable else None
             if md5 is not None and comparable and md5.hex() == upload.known_etag:
-                return None
+                return _Pushed(None, md5.hex())
             extra: dict[str, Any] = {
                 "ContentType": upload.content_type,
                 "Metadata": upload.metadata,
             }
             if single_part:
                 assert md5 is not None
-                self._put_verified(bucket, upload.key, stream, md5, extra)
+                etag = self._put_verified(bucket, upload.key, stream, md5, extra)
             else:
                 self._large().upload(_reopenable(stream), bucket, upload.key, extra)
-        return size
+                # s3transfer does not hand back CompleteMultipartUpload's answer.
+                head = self.client.head_object(Bucket=bucket, Key=upload.key)
+                etag = str(head.get("ETag", "")).strip('"')
+        return _Pushed(size, etag)
 
     def _put_verified(
         self, bucket: str, key: str, stream: IO[bytes], md5: bytes, extra: dict[str, Any]
-    ) -> None:
+    ) -> str:
         """PutObject with ``Content-MD5``, then the stored ETag checked against the MD5.
 
         S3 refuses a body that does not match ``Content-MD5``; a store that does not check it
         (moto, some S3-compatible servers) answers with the ETag of what it kept: a mismatch
         is uploaded again, and fails the push if it persists.
         """
-        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        stored = ""
+        for _ in range(UPLOAD_ATTEMPTS):
             stream.seek(0)
             response = self.client.put_object(
                 Bucket=bucket,
@@ -148,12 +165,11 @@ class Pusher:
             stored = str(response.get("ETag", "")).strip('"')
             fields = {**response, "ETag": stored}
             if not integrity.etag_is_md5(fields) or stored == md5.hex():
-                return
-            if attempt == UPLOAD_ATTEMPTS:
-                raise IntegrityError(
-                    f"s3://{bucket}/{key}: the stored object's ETag is {stored}, the MD5 of "
-                    f"the file uploaded {md5.hex()}"
-                )
+                return stored
+        raise IntegrityError(
+            f"s3://{bucket}/{key}: the stored object's ETag is {stored}, the MD5 of "
+            f"the file uploaded {md5.hex()}"
+        )
 
 
 def open_beneath(root: Path, relative: str) -> int:
