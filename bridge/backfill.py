@@ -386,8 +386,10 @@ def send_to_queue(
             batch.add(obj, body)
         if batch.items:
             sent.flush(sqs, queue_url, batch.take(), sleep)
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError) as exc:  # the listing
         error = describe(exc).message
+    except _Stopped as exc:
+        error = str(exc)
     source, listed, left_out = _origin(objects, sent.objects)
     return BackfillSummary(
         kind="queue",
@@ -438,6 +440,7 @@ class _Sent:
     calls: int = 0
     failed: list[FailedEntry] = field(default_factory=list)
     resume_after: str | None = None
+    gap: bool = False
 
     def flush(
         self,
@@ -446,15 +449,14 @@ class _Sent:
         batch: list[tuple[ExistingObject, str]],
         sleep: Callable[[float], None],
     ) -> None:
-        failures: list[tuple[int, str, str]] = []
         if self.dry_run:
-            calls = 1
+            result = BatchResult(1, ())
         else:
-            calls, failures = send_batch(sqs, queue_url, [body for _, body in batch], sleep)
+            result = send_batch(sqs, queue_url, [body for _, body in batch], sleep)
         self.objects += len(batch)
-        self.calls += calls
-        failed_at = {index for index, _, _ in failures}
-        for index, code, message in failures:
+        self.calls += result.calls
+        failed_at = {index for index, _, _ in result.failed}
+        for index, code, message in result.failed:
             key = batch[index][0].key
             self.failed.append(FailedEntry(key, code, message))
             log(
@@ -467,11 +469,29 @@ class _Sent:
             )
         for index, (obj, _) in enumerate(batch):
             if index in failed_at:
+                self.gap = True  # the resume point stays before the first failure
                 continue
             self.messages += 1
-            if not self.failed:  # the resume point stops before the first failure
+            if not self.gap:
                 self.resume_after = obj.key
             self.progress.object_done(obj.size, last_key=obj.key)
+        if result.stopped is not None:
+            raise _Stopped(result.stopped)
+
+
+class _Stopped(Exception):
+    """SQS could not be used even after retries: the backfill ends here."""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """How one batch went: the calls made; for each message not sent, its index in the
+    batch, the last error code and message; ``stopped`` when the last call itself failed
+    (SQS could not be used: the backfill stops there)."""
+
+    calls: int
+    failed: tuple[tuple[int, str, str], ...]
+    stopped: str | None = None
 
 
 def send_batch(
@@ -479,20 +499,21 @@ def send_batch(
     queue_url: str,
     bodies: list[str],
     sleep: Callable[[float], None] = time.sleep,
-) -> tuple[int, list[tuple[int, str, str]]]:
-    """Send ``bodies`` (1 to 10) with SendMessageBatch, retrying failed entries.
+) -> BatchResult:
+    """Send ``bodies`` (1 to 10) with SendMessageBatch, retrying what failed.
 
-    Returns the number of calls made and, for each body that could not be sent, its index,
-    SQS's code and message. Entries that SQS blames on the sender (``SenderFault``) are not
-    retried: the same request would fail again. A call that raises is retried like a failed
-    entry (access denied excepted); if the last attempt raises, the exception propagates.
+    Entries in the response's ``Failed`` list are sent again, with backoff, up to
+    ``ATTEMPTS`` calls, except those SQS blames on the sender (``SenderFault``: the same
+    request would fail again). A call that raises (after botocore's own retries) is
+    retried the same way; access denied is not. Never raises for an AWS failure.
     """
     if not 0 < len(bodies) <= MAX_BATCH_ENTRIES:
         raise ValueError(f"a batch holds 1 to {MAX_BATCH_ENTRIES} messages, not {len(bodies)}")
     left = {str(index): body for index, body in enumerate(bodies)}
-    final: list[tuple[int, str, str]] = []
     last: dict[str, tuple[str, str]] = {}
+    final: list[tuple[int, str, str]] = []
     calls = 0
+    stopped: str | None = None
     for attempt in range(ATTEMPTS):
         if attempt:
             sleep(min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1)))
@@ -501,10 +522,14 @@ def send_batch(
         try:
             response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         except (BotoCoreError, ClientError) as exc:
-            if attempt == ATTEMPTS - 1 or error_code(exc) in ACCESS_CODES:
-                raise
-            log(logger, logging.WARNING, "SendMessageBatch failed; retrying", reason=str(exc))
+            stopped = describe(exc).message
+            code = error_code(exc) or type(exc).__name__
+            last.update((key, (code, stopped)) for key in left)
+            log(logger, logging.WARNING, "SendMessageBatch failed", reason=stopped)
+            if code in ACCESS_CODES:
+                break
             continue
+        stopped = None
         retry: dict[str, str] = {}
         for failure in response.get("Failed", []):
             key = failure["Id"]
@@ -517,9 +542,9 @@ def send_batch(
         left = retry
         if not left:
             break
-        log(logger, logging.WARNING, "SendMessageBatch entries failed; retrying", entries=len(left))
+        log(logger, logging.WARNING, "SendMessageBatch entries failed", entries=len(left))
     final += [(int(key), *last[key]) for key in left]
-    return calls, sorted(final)
+    return BatchResult(calls, tuple(sorted(final)), stopped)
 
 
 # --------------------------------------------------------------------------- to a manifest
