@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     up.add_argument("--seed", metavar="DIR", type=Path, help="upload DIR/<bucket>/<key> first")
     up.add_argument(
+        "--backfill",
+        action="store_true",
+        help="first feed each step the inputs already in its bucket (as if just uploaded)",
+    )
+    up.add_argument(
         "--until-idle",
         action="store_true",
         help="exit once every queue is empty and nothing runs (1 if a message reached a DLQ)",
@@ -148,6 +153,7 @@ def _up(pipeline: Pipeline, options: argparse.Namespace) -> int:
                 log_format=options.log_format,
                 visibility_timeout=options.visibility_timeout,
                 max_receive_count=options.max_receive_count,
+                backfill=options.backfill,
             ),
         )
     except UpError as exc:
