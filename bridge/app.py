@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bridge.batch import InvocationResult, Routing, process_invocation
@@ -88,7 +88,8 @@ class App:
     def process(
         self, invocation: Invocation, context: InvocationContext | None = None
     ) -> InvocationResult:
-        """Run every group of a parsed invocation."""
+        """Run every group of a parsed invocation; its user arguments reach every handler."""
+        context = replace(context or InvocationContext(), user_arguments=invocation.user_arguments)
         return process_invocation(
             invocation, self.routing, lambda group: self.engine.run_group(group, context)
         )
@@ -100,10 +101,16 @@ class App:
         except PayloadError as exc:
             return Answer(error_document(UNRECOGNIZED_EVENT, str(exc)), is_error=True)
         result = self.process(invocation, context)
-        error = result.error()
-        if error is not None:
-            return Answer(error, is_error=True)
-        return Answer(result.response(), is_error=False, all_succeeded=result.succeeded)
+        reply = result.reply()
+        if reply.is_error:
+            return Answer(reply.body, is_error=True)
+        failed = (*result.failed_message_ids, *reply.failed_ids)
+        return Answer(
+            reply.body,
+            is_error=False,
+            all_succeeded=result.succeeded and not reply.failed_ids,
+            failed_ids=failed,
+        )
 
 
 @dataclass(frozen=True)
@@ -111,9 +118,11 @@ class Answer:
     """What goes back to Lambda: a response, or an error document (``is_error``).
 
     An SQS batch with failed messages is a response (listing them), not an error;
-    ``all_succeeded`` tells the two apart.
+    ``all_succeeded`` tells the two apart, and ``failed_ids`` names the messages (SQS) or
+    tasks (S3 Batch Operations) reported as failed.
     """
 
     body: dict[str, Any]
     is_error: bool
     all_succeeded: bool = False
+    failed_ids: tuple[str, ...] = ()

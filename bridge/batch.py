@@ -18,8 +18,8 @@ from typing import Any
 from bridge.events import Invocation, Message, ObjectEvent
 from bridge.groups import ExecutionGroup, group_events, select_events
 from bridge.logs import log
-from bridge.outcomes import GroupOutcome
-from bridge.sources import Reply, reply
+from bridge.outcomes import GroupOutcome, Status
+from bridge.sources import Reply, Settled, reply
 
 logger = logging.getLogger("bridge.batch")
 
@@ -59,11 +59,14 @@ class MessageFailure:
 
     ``not_run`` marks a message none of whose work failed: it was only left undone because
     the driver is shutting down (its groups were ``not run``), so it can be released at once.
+    ``permanent``: processing it again cannot succeed (it cannot be parsed, or a group of it
+    failed permanently: ``GroupOutcome.permanent``).
     """
 
     message_id: str | None
     reason: str
     not_run: bool = False
+    permanent: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class InvocationResult:
     invocation: Invocation
     outcomes: tuple[GroupOutcome, ...]
     failures: tuple[MessageFailure, ...]
+    ignored: tuple[tuple[ObjectEvent, str], ...] = ()
 
     @property
     def succeeded(self) -> bool:
@@ -93,7 +97,16 @@ class InvocationResult:
         """What goes back to Lambda, by the response rule of the invocation's source
         (``bridge.sources``): the partial batch response for SQS; for a direct invocation
         ``{}``, or an error document when it failed."""
-        return reply(self.invocation, self.failures)
+        return reply(self.invocation, self.failures, self.settled())
+
+    def settled(self) -> tuple[Settled, ...]:
+        """What happened to each message that did not fail (outputs, groups, unusable keys)."""
+        failed = {f.message_id for f in self.failures}
+        return tuple(
+            _settled(message, self.outcomes, self.ignored)
+            for message in self.invocation.messages
+            if message.message_id not in failed
+        )
 
     def response(self) -> dict[str, Any]:
         """The Lambda response when it is not an error (``{}`` for a failed direct one: use
@@ -140,13 +153,13 @@ def process_invocation(
         return _process_in_order(invocation, routing, run_group)
     failures = [_parse_failure(m) for m in invocation.messages if m.error is not None]
     parsed = [m for m in invocation.messages if m.error is None]
-    outcomes = _run_groups(_events_of(parsed), routing, run_group)
+    outcomes, ignored = _run_groups(_events_of(parsed), routing, run_group)
     failed_groups = [o for o in outcomes if not o.ok]
     for message in parsed:
         failure = _message_failure(message, [o for o in failed_groups if _contributed(message, o)])
         if failure is not None:
             failures.append(failure)
-    return InvocationResult(invocation, tuple(outcomes), tuple(failures))
+    return InvocationResult(invocation, tuple(outcomes), tuple(failures), ignored)
 
 
 def _process_in_order(
@@ -154,12 +167,16 @@ def _process_in_order(
 ) -> InvocationResult:
     outcomes: list[GroupOutcome] = []
     failures: list[MessageFailure] = []
+    ignored: list[tuple[ObjectEvent, str]] = []
     for index, message in enumerate(invocation.messages):
         if message.error is not None:
             failures.append(_parse_failure(message))
         else:
-            message_outcomes = _run_groups(message.events, routing, run_group, stop_on_failure=True)
+            message_outcomes, message_ignored = _run_groups(
+                message.events, routing, run_group, stop_on_failure=True
+            )
             outcomes.extend(message_outcomes)
+            ignored.extend(message_ignored)
             failure = _message_failure(message, [o for o in message_outcomes if not o.ok])
             if failure is not None:
                 failures.append(failure)
@@ -173,7 +190,7 @@ def _process_in_order(
                 for later in invocation.messages[index + 1 :]
             ]
             break
-    return InvocationResult(invocation, tuple(outcomes), tuple(failures))
+    return InvocationResult(invocation, tuple(outcomes), tuple(failures), tuple(ignored))
 
 
 def _run_groups(
@@ -181,18 +198,20 @@ def _run_groups(
     routing: Routing,
     run_group: RunGroup,
     stop_on_failure: bool = False,
-) -> list[GroupOutcome]:
+) -> tuple[list[GroupOutcome], tuple[tuple[ObjectEvent, str], ...]]:
+    """The outcomes of the groups of ``events``, and the events ignored with why."""
     routed = routing.route(events)
     for event, why in routed.ignored:
         log(logger, logging.INFO, "event ignored", bucket=event.bucket, key=event.key, why=why)
     if not stop_on_failure and routing.group_concurrency > 1 and len(routed.groups) > 1:
-        return _run_side_by_side(routed.groups, run_group, routing.group_concurrency)
+        side_by_side = _run_side_by_side(routed.groups, run_group, routing.group_concurrency)
+        return side_by_side, routed.ignored
     outcomes = []
     for group in routed.groups:
         outcomes.append(run_group(group))
         if stop_on_failure and not outcomes[-1].ok:
             break
-    return outcomes
+    return outcomes, routed.ignored
 
 
 def _run_side_by_side(
@@ -243,7 +262,31 @@ def _message_failure(message: Message, failed: Sequence[GroupOutcome]) -> Messag
     if not failed:
         return None
     reason = "; ".join(_failure_reason(o) for o in failed)
-    return MessageFailure(message.message_id, reason, not_run=not any(o.ran for o in failed))
+    return MessageFailure(
+        message.message_id,
+        reason,
+        not_run=not any(o.ran for o in failed),
+        permanent=any(o.permanent for o in failed),
+    )
+
+
+def _settled(
+    message: Message,
+    outcomes: Sequence[GroupOutcome],
+    ignored: Sequence[tuple[ObjectEvent, str]],
+) -> Settled:
+    """What the groups ``message`` contributed to did for it."""
+    mine = [o for o in outcomes if _contributed(message, o)]
+    keys = {event.key for event in message.events}
+    why = next((why for event, why in ignored if event in message.events), None)
+    return Settled(
+        message.message_id,
+        outputs=sum(len(o.uploaded) for o in mine),
+        groups=len(mine),
+        skipped=sum(1 for o in mine if o.status is Status.SKIPPED),
+        ignored=why,
+        unusable=tuple(pair for o in mine for pair in o.unusable if pair[0] in keys),
+    )
 
 
 def _failure_reason(outcome: GroupOutcome) -> str:
@@ -258,4 +301,6 @@ def _parse_failure(message: Message) -> MessageFailure:
         message_id=message.message_id,
         why=message.error,
     )
-    return MessageFailure(message.message_id, f"cannot parse message: {message.error}")
+    return MessageFailure(
+        message.message_id, f"cannot parse message: {message.error}", permanent=True
+    )

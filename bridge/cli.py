@@ -314,6 +314,8 @@ def _event_mode(options: argparse.Namespace, command: list[str]) -> int:
             size=options.size,
             one_message=options.batch,
             region=region,
+            schema=options.schema,
+            user_arguments=dict(options.user_argument) if options.user_argument else None,
         )
     except ValueError as exc:
         raise UsageError(f"event: {exc}") from None
@@ -588,6 +590,26 @@ def _event_args(parser: argparse.ArgumentParser) -> None:
         help="S3 event name without 's3:' (default ObjectCreated:Put)",
     )
     parser.add_argument("--size", type=int, default=1024, help="object size (default 1024)")
+    parser.add_argument(
+        "--schema",
+        choices=("1.0", "2.0"),
+        help="batch-ops: invocationSchemaVersion (default 1.0; 2.0 names buckets and may carry "
+        "user arguments)",
+    )
+    parser.add_argument(
+        "--user-argument",
+        metavar="NAME=VALUE",
+        type=_name_value,
+        action="append",
+        help="batch-ops with --schema 2.0: one job.userArguments entry; repeat it",
+    )
+
+
+def _name_value(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name, value
 
 
 def _backfill_args(parser: argparse.ArgumentParser) -> None:

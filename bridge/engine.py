@@ -31,7 +31,7 @@ from bridge.lineage import is_reserved
 from bridge.lineage_store import LineageStore, Removal
 from bridge.logs import log
 from bridge.metrics import GroupMetrics, record_group
-from bridge.outcomes import GroupOutcome, Status
+from bridge.outcomes import PERMANENT_S3_ERRORS, GroupOutcome, Status, unusable_triggers
 from bridge.paths import ListedObject, PullItem, PullPlan, object_key, plan_event_pull, plan_pull
 from bridge.progress import Progress
 from bridge.settings import Settings
@@ -47,6 +47,7 @@ from bridge.storage import (
 logger = logging.getLogger("bridge.engine")
 
 EVENTS_FILE_VAR = "BRIDGE_EVENTS_FILE"
+USER_ARGUMENTS_VAR = "BRIDGE_USER_ARGUMENTS"
 CHAIN_DEPTH_REASON = "chain depth limit reached"
 GONE_REASON = "gone since its event (404)"
 RESERVED_OUTPUT = "under the bridge's reserved prefix .s3-event-bridge/ (its lineage records)"
@@ -72,14 +73,23 @@ class Deadline:
 
 @dataclass(frozen=True)
 class InvocationContext:
-    """What a driver adds to every group of one invocation."""
+    """What a driver adds to every group of one invocation.
+
+    ``user_arguments``: the invocation's user arguments as a JSON object (S3 Batch
+    Operations' ``job.userArguments``), given to the handler as ``BRIDGE_USER_ARGUMENTS``.
+    """
 
     deadline: Deadline | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    user_arguments: str = "{}"
 
 
 class GroupFailure(Exception):
-    """The group fails with this reason."""
+    """The group fails with this reason; ``permanent`` when running it again cannot help."""
+
+    def __init__(self, reason: str, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
 
 
 @dataclass
@@ -187,7 +197,7 @@ class Engine:
         try:
             outcome = self._run(group, context or InvocationContext(), report)
         except GroupFailure as exc:
-            outcome = GroupOutcome(group, Status.FAILED, str(exc))
+            outcome = GroupOutcome(group, Status.FAILED, str(exc), permanent=exc.permanent)
         except (ClientError, BotoCoreError, OSError, FilterRuntimeError, IntegrityError) as exc:
             outcome = GroupOutcome(group, Status.FAILED, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # anything unforeseen fails this group only, not the batch
@@ -279,7 +289,7 @@ class Engine:
         with _s3_context("list", group.bucket, group.prefix):
             plan = self.decide(group, report)
         if plan.filter_error is not None:
-            raise GroupFailure(f"FilterRuntimeError: {plan.filter_error}")
+            raise GroupFailure(f"FilterRuntimeError: {plan.filter_error}", permanent=True)
         closing = (not plan.proceeds or not plan.pull.pull) and (
             follower is not None and follower.closed_by_removal(group, plan.listing or ())
         )
@@ -316,7 +326,7 @@ class Engine:
             )
             report.depth = chain.depth
             if chain.exceeded:
-                raise GroupFailure(chain.reason)
+                raise GroupFailure(chain.reason, permanent=True)
 
             snapshot = signatures.take_snapshot(root, (item.path for item in pulled))
             events_file = Path(workdir, "events.json")
@@ -344,8 +354,16 @@ class Engine:
                     report.removal = follower.record_run(
                         group, target, pulled, root, candidates, pushed.etags
                     )
+        refused = {s.key: s.reason for s in plan.pull.skipped if s.warn}
+        present = None if plan.listing is None else {o.key for o in plan.listing}
+        gone = {key for key, why in report.skipped.items() if why == GONE_REASON}
+        unusable = unusable_triggers(group.events, refused, present, gone)
         return GroupOutcome(
-            group, Status.SUCCEEDED, uploaded=report.uploaded, removed=report.removal.removed
+            group,
+            Status.SUCCEEDED,
+            uploaded=report.uploaded,
+            unusable=unusable,
+            removed=report.removal.removed,
         )
 
     def _pull(
@@ -388,6 +406,7 @@ class Engine:
         env[self.settings.bucket_var] = group.bucket
         env[self.settings.key_prefix_var] = group.prefix
         env[EVENTS_FILE_VAR] = str(events_file)
+        env[USER_ARGUMENTS_VAR] = context.user_arguments
         return env
 
     def _handler_timeout(self, context: InvocationContext) -> float | None:
@@ -526,7 +545,8 @@ def _check_free_space(root: Path, needed: int) -> None:
     if needed > free:
         raise GroupFailure(
             f"not enough space in {workspace.temp_root()}: the pull needs {needed} bytes, "
-            f"{free} are free"
+            f"{free} are free",
+            permanent=True,
         )
 
 
@@ -536,7 +556,8 @@ def _s3_context(doing: str, bucket: str, prefix: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        raise GroupFailure(describe_s3_error(exc, doing, bucket, prefix)) from exc
+        permanent = error_code(exc) in PERMANENT_S3_ERRORS
+        raise GroupFailure(describe_s3_error(exc, doing, bucket, prefix), permanent) from exc
 
 
 def describe_s3_error(exc: ClientError, doing: str, bucket: str, prefix: str) -> str:

@@ -110,9 +110,8 @@ class Poller:
             fields["error_type"] = answer.body.get("errorType")
             fields["error"] = answer.body.get("errorMessage")
         elif not answer.all_succeeded:
-            ids = [item.get("itemIdentifier") for item in answer.body.get("batchItemFailures", [])]
-            fields["failed_messages"] = len(ids)
-            fields["failed_message_ids"] = ids
+            fields["failed_messages"] = len(answer.failed_ids)
+            fields["failed_message_ids"] = list(answer.failed_ids)
         if invocation.function_arn:
             fields["function_arn"] = invocation.function_arn
         fields["seconds"] = round(time.monotonic() - started, 3)

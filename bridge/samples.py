@@ -7,7 +7,9 @@ payload of a given shape for one object:
 - ``sqs``: SQS -> Lambda, one SQS record whose ``body`` is an S3 notification (JSON
   string, with the real ``md5OfBody``);
 - ``sns``: SNS -> Lambda, one SNS record whose ``Sns.Message`` is an S3 notification;
-- ``eventbridge``: an EventBridge S3 event (``detail-type`` ``Object Created``...).
+- ``eventbridge``: an EventBridge S3 event (``detail-type`` ``Object Created``...);
+- ``batch-ops``: an S3 Batch Operations invocation, a task per key (``invocationSchemaVersion``
+  1.0, or 2.0 with ``schema="2.0"``, which may carry ``user_arguments``).
 
 Keys are URL-encoded exactly where AWS encodes them: in S3 notification records
 (``quote_plus(key, safe="/")``: spaces become ``+``, ``+`` becomes ``%2B``, non-ASCII
@@ -23,7 +25,7 @@ obviously fake; the account is ``123456789012``. Parsing a sample with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from bridge.sources import SHAPES, SampleSpec, source_named
@@ -64,12 +66,16 @@ def sample_batch(
     one_message: bool = False,
     region: str = "us-east-1",
     now: datetime | None = None,
+    schema: str | None = None,
+    user_arguments: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """A payload of ``shape`` for several objects: one message per key, as a batch.
 
     ``one_message`` puts every key in one message instead (one SQS message or SNS
     notification whose S3 notification holds one record per key). A direct S3 payload is
     one ``Records`` list either way; an EventBridge event carries exactly one object.
+    ``schema`` and ``user_arguments`` are for ``batch-ops``: its ``invocationSchemaVersion``
+    and ``job.userArguments``; other shapes refuse them.
     Raises ``ValueError`` as ``sample_payload`` does, and for several keys in ``eventbridge``.
     """
     if not keys:
@@ -84,5 +90,9 @@ def sample_batch(
     name = event_name.removeprefix("s3:")
     if not name:
         raise ValueError("event name must not be empty")
+    if (schema is not None or user_arguments) and shape != "batch-ops":
+        raise ValueError(f"a schema and user arguments are for batch-ops, not {shape}")
     when = (now or datetime.now(UTC)).astimezone(UTC)
-    return source.sample(SampleSpec(bucket, name, size, region, when), keys, one_message)
+    arguments = tuple((user_arguments or {}).items())
+    spec = SampleSpec(bucket, name, size, region, when, schema, arguments)
+    return source.sample(spec, keys, one_message)

@@ -135,7 +135,9 @@ def test_parse_error_fails_only_that_message() -> None:
     )
     assert engine.prefixes == ["a/", "c/"]
     assert item_failures(result) == ["m2"]
-    assert result.failures == (MessageFailure("m2", "cannot parse message: body is not JSON"),)
+    assert result.failures == (
+        MessageFailure("m2", "cannot parse message: body is not JSON", permanent=True),
+    )
 
 
 def test_parse_error_is_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -251,7 +253,9 @@ def test_fifo_parse_error_also_stops() -> None:
     )
     assert engine.prefixes == ["a/"]
     assert item_failures(result) == ["m2", "m3"]
-    assert result.failures[0] == MessageFailure("m2", "cannot parse message: not JSON")
+    assert result.failures[0] == MessageFailure(
+        "m2", "cannot parse message: not JSON", permanent=True
+    )
     assert result.failures[1].reason == "not processed: an earlier message (m2) failed"
 
 

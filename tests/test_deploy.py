@@ -460,6 +460,39 @@ def test_outputs_name_the_queues_and_the_function(template: dict[str, Any]) -> N
     assert outputs["FunctionArn"]["Value"] == {"Fn::GetAtt": ["Function", "Arn"]}
 
 
+def test_batch_operations_role_may_only_invoke_the_function_and_read_and_write_its_bucket(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    role = resources["BatchOperationsRole"]
+    assert _condition(template, role["Condition"], {}) is False  # default: no such role
+    assert _condition(template, role["Condition"], {"BatchOperationsBucketName": "ops"}) is True
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}
+    assert trust["Action"] == "sts:AssumeRole"
+
+    granted: dict[str, list[Any]] = {}
+    for statement in _statements(role):
+        assert statement["Effect"] == "Allow" and "Condition" not in statement
+        for action in _as_list(statement["Action"]):
+            granted.setdefault(action, []).extend(_as_list(statement["Resource"]))
+    objects = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BatchOperationsBucketName}/*"}
+    assert granted == {
+        "lambda:InvokeFunction": [
+            {"Fn::GetAtt": ["Function", "Arn"]},
+            {"Fn::Sub": "${Function.Arn}:*"},
+        ],
+        "s3:GetObject": [objects],
+        "s3:GetObjectVersion": [objects],
+        "s3:PutObject": [objects],
+        "s3:GetBucketLocation": [
+            {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BatchOperationsBucketName}"}
+        ],
+    }
+    output = template["Outputs"]["BatchOperationsRoleArn"]
+    assert output["Condition"] == role["Condition"]
+    assert output["Value"] == {"Fn::GetAtt": ["BatchOperationsRole", "Arn"]}
+
+
 # --- the Kubernetes manifest --------------------------------------------------------------
 
 

@@ -383,3 +383,41 @@ def test_graph_of_tenants(capsys: pytest.CaptureFixture[str]) -> None:
     nodes, edges = mermaid_graph(capsys, EXAMPLES / "tenants" / "pipeline.yaml")
     assert nodes == {"b0": "tenants"}
     assert edges == [("b0", "tenants: *.csv → silver/", "b0")]
+
+
+def test_sam_has_the_role_a_batch_operations_job_assumes_to_invoke_the_steps(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    wordcount = EXAMPLES / "wordcount" / "pipeline.yaml"
+    template = yaml.safe_load(rendered(capsys, wordcount, "--format", "sam"))
+
+    role = template["Resources"]["BatchOperationsRole"]
+    assert template["Parameters"]["BatchOperationsBucketName"]["Default"] == ""
+    assert template["Conditions"][role["Condition"]] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "BatchOperationsBucketName"}, ""]}]
+    }
+    [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}
+    [policy] = role["Properties"]["Policies"]
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert statements["InvokeFunctions"]["Action"] == "lambda:InvokeFunction"
+    assert statements["InvokeFunctions"]["Resource"] == [
+        {"Fn::GetAtt": ["MapFunction", "Arn"]},
+        {"Fn::Sub": "${MapFunction.Arn}:*"},
+        {"Fn::GetAtt": ["ReduceFunction", "Arn"]},
+        {"Fn::Sub": "${ReduceFunction.Arn}:*"},
+    ]
+    objects = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BatchOperationsBucketName}/*"}
+    assert statements["ReadManifests"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert statements["ReadManifests"]["Resource"] == objects
+    assert statements["WriteReports"] == {
+        "Sid": "WriteReports",
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": objects,
+    }
+    assert set(statements) == {"InvokeFunctions", "ReadManifests", "WriteReports", "LocateBucket"}
+    output = template["Outputs"]["BatchOperationsRoleArn"]
+    assert output["Condition"] == role["Condition"]
+    # The steps' own roles are untouched: no step may invoke another.
+    assert "lambda:" not in repr(template["Resources"]["MapRole"])

@@ -467,6 +467,30 @@ def test_trace_id_and_deadline_reach_the_handler(
     }
 
 
+def test_batch_operations_tasks_are_answered_one_by_one_never_as_an_error(
+    api: FakeRuntimeApi, start_runtime: StartRuntime, bucket: Any
+) -> None:
+    runtime = start_runtime()
+    put(bucket, "good/a.txt", "a")
+    put(bucket, "fail/b.txt", "b")
+    payload: Any = sample_payload("batch-ops", BUCKET, "good/a.txt")
+    payload["tasks"] += sample_payload("batch-ops", BUCKET, "fail/b.txt")["tasks"]
+    good, failing = (task["taskId"] for task in payload["tasks"])
+    request_id = api.enqueue(payload)
+
+    answer = api.wait_answer(request_id)
+
+    assert answer.kind == "response"  # Batch Operations reads the results: not an error
+    assert answer.body["invocationId"] == payload["invocationId"]
+    assert [(r["taskId"], r["resultCode"]) for r in answer.body["results"]] == [
+        (good, "Succeeded"),
+        (failing, "TemporaryFailure"),
+    ]
+    assert read(bucket, "good/a.out") == "A"
+    [answered] = runtime.lines_with("invocation answered")
+    assert f'failed_messages=1 failed_message_ids=["{failing}"]' in answered
+
+
 def test_forty_invocations_leave_no_temporary_folders_and_no_open_files(
     api: FakeRuntimeApi, start_runtime: StartRuntime, bucket: Any
 ) -> None:

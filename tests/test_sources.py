@@ -20,6 +20,7 @@ from bridge.sources import (
     PayloadError,
     Reply,
     SampleSpec,
+    Settled,
     Source,
 )
 from bridge.sources.base import BodyReader, require_str
@@ -45,6 +46,15 @@ def test_each_source_parses_its_own_sample_and_answers_by_its_rule(shape: str) -
         assert success == Reply({"batchItemFailures": []}, is_error=False)
         assert failed.body == {"batchItemFailures": [{"itemIdentifier": message.message_id}]}
         assert not failed.is_error
+    elif shape == "batch-ops":
+        [result] = failed.body["results"]
+        assert result == {
+            "taskId": message.message_id,
+            "resultCode": "TemporaryFailure",
+            "resultString": failure.reason,
+        }
+        assert not failed.is_error and not success.is_error
+        assert success.body["results"][0]["resultCode"] == "Succeeded"
     else:
         assert success == Reply({}, is_error=False)
         assert failed.is_error and failed.body["errorType"] == "ExecutionGroupFailed"
@@ -61,7 +71,7 @@ def test_a_document_is_not_looked_for_inside_its_own_source() -> None:
     )
 
 
-# --- a new source is one entry: S3 Batch Operations, with its own response shape ---------
+# --- a new source is one entry: an invented task-list source, with its own response shape ---
 
 
 def _tasks_parse(payload: dict[str, object], read_body: BodyReader) -> Invocation:
@@ -76,10 +86,12 @@ def _tasks_parse(payload: dict[str, object], read_body: BodyReader) -> Invocatio
         messages.append(Message(task_id, (event,)))
     invocation_id = require_str(payload, "invocationId", "payload")
     details = (("invocationId", invocation_id),)
-    return Invocation(Source.DIRECT, "batch-operations", False, tuple(messages), details)
+    return Invocation(Source.DIRECT, "demo-tasks", False, tuple(messages), details)
 
 
-def _tasks_respond(invocation: Invocation, failures: Sequence[FailedMessage]) -> Reply:
+def _tasks_respond(
+    invocation: Invocation, failures: Sequence[FailedMessage], settled: Sequence[Settled]
+) -> Reply:
     failed = {f.message_id: f.reason for f in failures}
     results = [
         {
@@ -89,13 +101,13 @@ def _tasks_respond(invocation: Invocation, failures: Sequence[FailedMessage]) ->
         }
         for m in invocation.messages
     ]
-    body = {"invocationSchemaVersion": "2.0", "treatMissingKeysAs": "PermanentFailure"}
+    body = {"demoSchema": "2.0", "treatMissingKeysAs": "PermanentFailure"}
     return Reply({**body, **dict(invocation.details), "results": results}, is_error=False)
 
 
 def _tasks_sample(spec: SampleSpec, keys: Sequence[str], one_message: bool) -> dict[str, object]:
     return {
-        "invocationSchemaVersion": "2.0",
+        "demoSchema": "2.0",
         "invocationId": "inv-1",
         "job": {"id": "job-1"},
         "tasks": [
@@ -105,11 +117,11 @@ def _tasks_sample(spec: SampleSpec, keys: Sequence[str], one_message: bool) -> d
 
 
 def _is_tasks(payload: Mapping[str, object]) -> bool:
-    return "invocationSchemaVersion" in payload and "tasks" in payload
+    return "demoSchema" in payload and "tasks" in payload
 
 
 TASKS = EventSource(
-    shape="batch-operations",
+    shape="demo-tasks",
     parse=_tasks_parse,
     sample=_tasks_sample,
     respond=_tasks_respond,
@@ -118,12 +130,12 @@ TASKS = EventSource(
 
 
 def test_a_new_source_needs_only_its_table_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    tasks = {"invocationSchemaVersion": "2.0", "invocationId": "i", "tasks": []}
+    tasks = {"demoSchema": "2.0", "invocationId": "i", "tasks": []}
     with pytest.raises(PayloadError, match="unrecognised payload"):
         parse_invocation(tasks)
     monkeypatch.setattr(sources, "SOURCES", (*sources.SOURCES, TASKS))
 
-    payload = sample_batch("batch-operations", "b", ["in/a.txt", "in/b.txt"])
+    payload = sample_batch("demo-tasks", "b", ["in/a.txt", "in/b.txt"])
     invocation = parse_invocation(payload)
     failure = MessageFailure("t1", "s3://b/in/: handler exited with status 3")
     answer = InvocationResult(invocation, (), (failure,)).reply()
@@ -131,7 +143,7 @@ def test_a_new_source_needs_only_its_table_entry(monkeypatch: pytest.MonkeyPatch
     assert [m.message_id for m in invocation.messages] == ["t0", "t1"]
     assert answer == Reply(
         {
-            "invocationSchemaVersion": "2.0",
+            "demoSchema": "2.0",
             "treatMissingKeysAs": "PermanentFailure",
             "invocationId": "inv-1",
             "results": [

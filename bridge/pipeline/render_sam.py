@@ -4,7 +4,10 @@ Per step: a container-image function from the one ``ImageUri`` parameter (its CM
 step's ``run``, its environment the step's variables), an SQS queue with a dead-letter
 queue and a redrive policy, the event source mapping with ``ReportBatchItemFailures``, the
 queue policy that lets S3 send, the bucket's notification, a log group, and a role that
-grants exactly what the step does (``step_permissions``). Pure: a document, no I/O.
+grants exactly what the step does (``step_permissions``). Given the parameter
+``BatchOperationsBucketName`` (job manifests and completion reports), also the role an S3
+Batch Operations job assumes to invoke the steps' functions on existing objects
+(``batch_operations_role``). Pure: a document, no I/O.
 """
 
 from __future__ import annotations
@@ -93,7 +96,23 @@ def render_sam(pipeline: Pipeline) -> dict[str, Any]:
         resources.update(_step_resources(pipeline, step))
     for bucket in pipeline.buckets:
         resources[f"{logical_id(bucket)}Bucket"] = _bucket(pipeline, bucket)
-    outputs: dict[str, Any] = {}
+    parameters[BATCH_OPERATIONS_BUCKET] = {
+        "Type": "String",
+        "Default": "",
+        "Description": "Bucket of the manifests and completion reports of S3 Batch Operations "
+        "jobs that invoke the steps' functions (empty = no role for such jobs); use a bucket "
+        "whose objects trigger no step",
+        "AllowedPattern": r"^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+    }
+    resources[BATCH_OPERATIONS_ROLE] = batch_operations_role(pipeline)
+    outputs: dict[str, Any] = {
+        f"{BATCH_OPERATIONS_ROLE}Arn": {
+            "Condition": HAS_BATCH_OPERATIONS,
+            "Description": "Role an S3 Batch Operations job assumes to invoke a step's "
+            "function (create-job --role-arn)",
+            "Value": {"Fn::GetAtt": [BATCH_OPERATIONS_ROLE, "Arn"]},
+        }
+    }
     for step in pipeline.steps:
         part = logical_id(step.name)
         outputs[f"{part}QueueUrl"] = {
@@ -110,8 +129,82 @@ def render_sam(pipeline: Pipeline) -> dict[str, Any]:
         "Description": f"s3-event-bridge pipeline {pipeline.name} "
         f"(rendered by 's3-event-bridge pipeline render {pipeline.source.name} --format sam')",
         "Parameters": parameters,
+        "Conditions": {
+            HAS_BATCH_OPERATIONS: {
+                "Fn::Not": [{"Fn::Equals": [{"Ref": BATCH_OPERATIONS_BUCKET}, ""]}]
+            }
+        },
         "Resources": resources,
         "Outputs": outputs,
+    }
+
+
+BATCH_OPERATIONS_BUCKET = "BatchOperationsBucketName"
+BATCH_OPERATIONS_ROLE = "BatchOperationsRole"
+HAS_BATCH_OPERATIONS = "HasBatchOperations"
+
+
+def batch_operations_role(pipeline: Pipeline) -> dict[str, Any]:
+    """The role an S3 Batch Operations ``LambdaInvoke`` job assumes: invoke any step's
+    function (or a version or alias of it), read the manifests and write the completion
+    reports in the ``BatchOperationsBucketName`` bucket; created only when that is given."""
+    functions = [f"{logical_id(step.name)}Function" for step in pipeline.steps]
+    bucket = f"arn:${{AWS::Partition}}:s3:::${{{BATCH_OPERATIONS_BUCKET}}}"
+    statements = [
+        {
+            "Sid": "InvokeFunctions",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": [
+                arn
+                for function in functions
+                for arn in (
+                    {"Fn::GetAtt": [function, "Arn"]},
+                    {"Fn::Sub": f"${{{function}.Arn}}:*"},
+                )
+            ],
+        },
+        {
+            "Sid": "ReadManifests",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": {"Fn::Sub": f"{bucket}/*"},
+        },
+        {
+            "Sid": "WriteReports",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": {"Fn::Sub": f"{bucket}/*"},
+        },
+        {
+            "Sid": "LocateBucket",
+            "Effect": "Allow",
+            "Action": "s3:GetBucketLocation",
+            "Resource": {"Fn::Sub": bucket},
+        },
+    ]
+    return {
+        "Type": "AWS::IAM::Role",
+        "Condition": HAS_BATCH_OPERATIONS,
+        "Properties": {
+            "Description": f"S3 Batch Operations jobs of pipeline {pipeline.name}",
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "batchoperations.s3.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            },
+            "Policies": [
+                {
+                    "PolicyName": f"{pipeline.name}-batch-operations",
+                    "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+                }
+            ],
+        },
     }
 
 

@@ -1,17 +1,18 @@
 """Event sources: one module per source, and the ordered table that dispatches between them.
 
-Each module (``s3``, ``sqs``, ``sns``, ``eventbridge``) owns everything about its source: how
-to recognise its payload, how to parse it into an ``Invocation``, how it looks nested in an
-SQS body or SNS message, how to build a realistic sample of it, and its response rule. It
+Each module (``s3``, ``sqs``, ``sns``, ``eventbridge``, ``batch_operations``) owns everything
+about its source: how to recognise its payload, how to parse it into an ``Invocation``, how it
+looks nested in an SQS body or SNS message, how to build a realistic sample of it, and its
+response rule. It
 declares all of that in one ``SOURCE = EventSource(...)`` (``base.EventSource``). This
 package only dispatches, as Mangum's adapter list does: the first entry of ``SOURCES`` that
 recognises a payload parses it, and ``SHAPES`` (``event`` mode, ``bridge.samples``) follows
 the same order.
 
-To add a source (say S3 Batch Operations, whose response lists a result per task): write
-``bridge/sources/batch_operations.py`` with its ``parse``, ``sample`` and ``respond``
-functions and its ``SOURCE``, and add that one entry to ``SOURCES`` below. The drivers,
-``batch``, ``samples`` and the ``event`` mode's choices follow from the table.
+To add a source (as S3 Batch Operations was, whose response lists a result per task): write
+``bridge/sources/<name>.py`` with its ``parse``, ``sample`` and ``respond`` functions and its
+``SOURCE``, and add that one entry to ``SOURCES`` below. The drivers, ``batch``, ``samples``
+and the ``event`` mode's choices follow from the table.
 
 Precedence: a ``Records`` payload goes to the source its records name; any other payload,
 and any nested document, to the first source in table order that recognises it.
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bridge.sources import eventbridge, s3, sns, sqs
+from bridge.sources import batch_operations, eventbridge, s3, sns, sqs
 from bridge.sources.base import (
     EventSource,
     FailedMessage,
@@ -37,6 +38,7 @@ from bridge.sources.base import (
     PayloadError,
     Reply,
     SampleSpec,
+    Settled,
     Source,
     decode_json,
     describe,
@@ -55,6 +57,7 @@ __all__ = [
     "PayloadError",
     "Reply",
     "SampleSpec",
+    "Settled",
     "Source",
     "decode_json",
     "parse_invocation",
@@ -64,7 +67,13 @@ __all__ = [
     "source_named",
 ]
 
-SOURCES: tuple[EventSource, ...] = (s3.SOURCE, sqs.SOURCE, sns.SOURCE, eventbridge.SOURCE)
+SOURCES: tuple[EventSource, ...] = (
+    s3.SOURCE,
+    sqs.SOURCE,
+    sns.SOURCE,
+    eventbridge.SOURCE,
+    batch_operations.SOURCE,
+)
 SHAPES: tuple[str, ...] = tuple(source.shape for source in SOURCES)
 
 
@@ -156,6 +165,9 @@ def parse_sqs_body(message_id: str | None, body: str) -> Message:
     return sqs.message(message_id, body, read_body)
 
 
-def reply(invocation: Invocation, failures: Sequence[FailedMessage]) -> Reply:
-    """What goes back to Lambda for ``invocation``: its source's response rule applied."""
-    return source_named(invocation.shape).respond(invocation, failures)
+def reply(
+    invocation: Invocation, failures: Sequence[FailedMessage], settled: Sequence[Settled] = ()
+) -> Reply:
+    """What goes back to Lambda for ``invocation``: its source's response rule applied to the
+    messages that failed and to what happened to the others."""
+    return source_named(invocation.shape).respond(invocation, failures, settled)

@@ -17,6 +17,7 @@ from bridge.errors import EXECUTION_GROUP_FAILED, error_document
 
 REMOVAL_FAMILIES = ("ObjectRemoved:", "LifecycleExpiration:")
 TEST_EVENT = "s3:TestEvent"
+USER_ARGUMENTS = "userArguments"  # the ``Invocation.details`` entry of the user arguments
 _PREVIEW = 80
 
 # --------------------------------------------------------------------------- the model
@@ -28,7 +29,8 @@ class ObjectEvent:
 
     ``event_name`` uses the S3 notification spelling without the ``s3:`` prefix,
     e.g. ``ObjectCreated:Put`` (EventBridge events are mapped onto it).
-    ``key`` is the decoded full key. ``etag`` has no surrounding quotes.
+    ``key`` is the decoded full key. ``etag`` has no surrounding quotes. ``version_id`` is the
+    object version a source names (S3 Batch Operations' ``s3VersionId``), when it does.
     """
 
     bucket: str
@@ -37,6 +39,7 @@ class ObjectEvent:
     size: int | None
     etag: str | None
     message_id: str | None
+    version_id: str | None = None
 
     @property
     def is_removal(self) -> bool:
@@ -59,10 +62,11 @@ class Message:
 
 class Source(enum.Enum):
     """How an invocation is acknowledged (docs/design.md §7): ``SQS`` message by message,
-    ``DIRECT`` as a whole."""
+    ``DIRECT`` as a whole, ``TASKS`` with a result per task (S3 Batch Operations)."""
 
     SQS = "sqs"
     DIRECT = "direct"
+    TASKS = "tasks"
 
 
 @dataclass(frozen=True)
@@ -71,14 +75,21 @@ class Invocation:
 
     ``shape`` names the event source that parsed it (an entry of ``bridge.sources.SOURCES``):
     its response rule answers the invocation. ``details`` holds what that rule must echo
-    beyond message ids (an S3 Batch Operations ``invocationId``, say): (name, value) pairs.
+    beyond message ids (an S3 Batch Operations ``invocationId``, say): (name, value) pairs;
+    under ``USER_ARGUMENTS`` the JSON object that reaches the handler as
+    ``BRIDGE_USER_ARGUMENTS``.
     """
 
     source: Source
-    shape: str  # "sqs", "s3", "sns" or "eventbridge"
+    shape: str  # "sqs", "s3", "sns", "eventbridge" or "batch-ops"
     fifo: bool
     messages: tuple[Message, ...]
     details: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def user_arguments(self) -> str:
+        """The invocation's user arguments as a JSON object text; ``{}`` when it has none."""
+        return dict(self.details).get(USER_ARGUMENTS, "{}")
 
 
 class PayloadError(ValueError):
@@ -89,7 +100,8 @@ class PayloadError(ValueError):
 
 
 class FailedMessage(Protocol):
-    """A message that did not succeed (``bridge.batch.MessageFailure``)."""
+    """A message that did not succeed (``bridge.batch.MessageFailure``); ``permanent`` when
+    processing it again cannot succeed."""
 
     @property
     def message_id(self) -> str | None: ...
@@ -97,13 +109,39 @@ class FailedMessage(Protocol):
     @property
     def reason(self) -> str: ...
 
+    @property
+    def permanent(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What happened to a message that did not fail, for rules that answer per message.
+
+    ``outputs``: objects uploaded by the groups it contributed to; ``groups``: how many ran
+    (0: every event of it was ignored, ``ignored`` says why); ``skipped``: groups the
+    execution filter skipped; ``unusable``: its keys those groups could not act on, with why
+    (the object does not exist, the key is refused by the safety rules).
+    """
+
+    message_id: str | None
+    outputs: int = 0
+    groups: int = 0
+    skipped: int = 0
+    ignored: str | None = None
+    unusable: tuple[tuple[str, str], ...] = ()
+
 
 @dataclass(frozen=True)
 class Reply:
-    """What goes back to Lambda for an invocation: a response, or an error document."""
+    """What goes back to Lambda for an invocation: a response, or an error document.
+
+    ``failed_ids``: messages the response reports as failed beyond the failures it was given
+    (a Batch Operations task whose object does not exist): the invocation did not all succeed.
+    """
 
     body: dict[str, Any]
     is_error: bool
+    failed_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,6 +153,8 @@ class SampleSpec:
     size: int
     region: str
     when: datetime  # UTC
+    schema: str | None = None  # S3 Batch Operations invocationSchemaVersion (default 1.0)
+    user_arguments: tuple[tuple[str, str], ...] = ()  # S3 Batch Operations, schema 2.0
 
 
 class BodyReader(Protocol):
@@ -138,7 +178,8 @@ class BodyForm:
     events: Callable[[dict[str, object], str | None, str, BodyReader], tuple[ObjectEvent, ...]]
 
 
-ResponseRule = Callable[[Invocation, Sequence[FailedMessage]], Reply]
+# (invocation, the messages that failed, what happened to the others) -> the reply
+ResponseRule = Callable[[Invocation, Sequence[FailedMessage], Sequence[Settled]], Reply]
 
 
 def never(payload: Mapping[str, object]) -> bool:
@@ -168,7 +209,9 @@ class EventSource:
     body: BodyForm | None = None
 
 
-def respond_as_a_whole(invocation: Invocation, failures: Sequence[FailedMessage]) -> Reply:
+def respond_as_a_whole(
+    invocation: Invocation, failures: Sequence[FailedMessage], settled: Sequence[Settled] = ()
+) -> Reply:
     """The response rule of a direct invocation: ``{}``, or an error document naming every
     failure (so Lambda's retries and on-failure destinations apply)."""
     if not failures:

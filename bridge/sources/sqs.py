@@ -28,6 +28,7 @@ from bridge.sources.base import (
     PayloadError,
     Reply,
     SampleSpec,
+    Settled,
     Source,
     is_unicode,
     kind,
@@ -70,7 +71,9 @@ def message(message_id: str | None, body: str, read_body: BodyReader) -> Message
     return Message(message_id, events)
 
 
-def respond(invocation: Invocation, failures: Sequence[FailedMessage]) -> Reply:
+def respond(
+    invocation: Invocation, failures: Sequence[FailedMessage], settled: Sequence[Settled] = ()
+) -> Reply:
     """The partial batch response: the failed message ids, so that only they come back."""
     failed = [f.message_id for f in failures if f.message_id is not None]
     return Reply({"batchItemFailures": [{"itemIdentifier": i} for i in failed]}, is_error=False)
