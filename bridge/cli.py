@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge import __version__, containment, workspace
+from bridge import __version__, containment, startup, workspace
 from bridge.app import App, load_configuration, start_observability
 from bridge.awserrors import ACCESS_CODES, error_code
 from bridge.awserrors import describe as describe_aws_error
@@ -133,6 +133,22 @@ def parse_command_line(argv: Sequence[str], runtime_api: str | None = None) -> C
     return CommandLine(mode, options, command)
 
 
+def lambda_command_line(argv: Sequence[str], runtime_api: str | None) -> CommandLine:
+    """``parse_command_line`` for lambda mode, without building a parser when the arguments
+    are plain (lambda mode has no options): no argparse help machinery on the Lambda path.
+
+    Anything else (``--help``, an option, a ``--`` inside the command) goes to argparse.
+    """
+    mode, rest = _choose_mode(list(argv), runtime_api)
+    if mode != "lambda":
+        return parse_command_line(argv, runtime_api)
+    if rest[:1] == ["--"]:
+        return CommandLine(mode, argparse.Namespace(command=[]), rest[1:])
+    if not rest or (not rest[0].startswith("-") and "--" not in rest):
+        return CommandLine(mode, argparse.Namespace(command=list(rest)), list(rest))
+    return parse_command_line(argv, runtime_api)
+
+
 def _dispatch(args: list[str]) -> int:
     runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if args and args[0] in ("-h", "--help"):
@@ -173,7 +189,7 @@ def _start_lambda(address: str, args: list[str]) -> int:
     from bridge import runtime
 
     try:
-        return _run(parse_command_line(args, address))
+        return _run(lambda_command_line(args, address))
     except UsageError as exc:
         runtime.fail_init(address, STARTUP_ERROR, [f"{PROG}: {exc}"])
     except ConfigurationError as exc:
@@ -185,6 +201,8 @@ def _start_lambda(address: str, args: list[str]) -> int:
 
 
 def _run(line: CommandLine) -> int:
+    if line.mode != "lambda":  # the runtime ends start-up itself, before its first request
+        startup.started()
     return MODES[line.mode].run(line.options, line.command)
 
 

@@ -1,6 +1,7 @@
 """Pulling objects into a root folder (docs/design.md §2 step 6, §6): plain GetObject
-streamed to disk below ``MULTIPART_THRESHOLD``, ranged GETs through s3transfer above it;
-every object verified end to end (``bridge.verification``), no HeadObject for sizes."""
+streamed to disk below ``MULTIPART_THRESHOLD``, parallel ranged GETs above it
+(``bridge.ranged``); every object verified end to end (``bridge.verification``), sizes from
+the listing (no HeadObject for a small object)."""
 
 from __future__ import annotations
 
@@ -10,24 +11,23 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    FlexibleChecksumError,
-    IncompleteReadError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
+from botocore.exceptions import ClientError, FlexibleChecksumError
 from botocore.httpchecksum import StreamingChecksumBody
 
-from bridge import integrity
+from bridge import integrity, ranged
 from bridge.clients import MISSING, STALE, error_code
 from bridge.listing import epoch_ns, parse_depth
 from bridge.paths import ListedObject, PullItem
 from bridge.progress import Progress
-from bridge.transfer import MULTIPART_THRESHOLD, run_all
+from bridge.transfer import (
+    CHUNK,
+    MULTIPART_THRESHOLD,
+    RETRYABLE_STREAMING_ERRORS,
+    STREAMING_ATTEMPTS,
+    run_all,
+)
 from bridge.verification import (
     HashingFile,
     IntegrityError,
@@ -42,18 +42,6 @@ if TYPE_CHECKING:
 
     from bridge.multipart import LargeTransfers
 
-_CHUNK = 256 * 1024
-# Errors while a response body streams in, which botocore does not retry (it has already
-# returned the response): the same list s3transfer retries its downloads on, as often.
-RETRYABLE_STREAMING_ERRORS: tuple[type[Exception], ...] = (
-    TimeoutError,
-    ConnectionError,
-    ReadTimeoutError,
-    IncompleteReadError,
-    ResponseStreamingError,
-    ConnectionClosedError,
-)
-STREAMING_ATTEMPTS = 5
 _DIGEST_FIELDS = ("ETag", "ServerSideEncryption", "SSECustomerAlgorithm")
 
 
@@ -239,7 +227,7 @@ class Puller:
             digest = expected.new_hash() if expected else None
             try:
                 with path.open("wb") as stream:
-                    for chunk in body.iter_chunks(_CHUNK):
+                    for chunk in body.iter_chunks(CHUNK):
                         stream.write(chunk)
                         if digest is not None:
                             digest.update(chunk)
@@ -260,43 +248,78 @@ class Puller:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _get_large(self, bucket: str, obj: ListedObject, path: Path, pinned: bool) -> bool:
-        """Ranged GETs through s3transfer, hashed as the file fills, checked against S3's digest.
+        """A large object in segments, each hashed as it is written, checked against S3's digest.
 
-        ``pinned``: size and ETag as listed (``If-Match`` on every range); else s3transfer
-        learns them with a HeadObject. Ranged responses carry no checksum: the digest is the
-        ETag's when it is an MD5, else it comes from HeadObject (``expected_from_head``),
-        asked before the download when the ETag is known so the bytes are hashed as they land.
+        ``pinned``: size and ETag as listed; else one HeadObject learns them. Ranged responses
+        carry no checksum: the digest comes from HeadObject before the download
+        (``expected_from_head``: a full-object checksum, a composite one or the ETag). A
+        digest that can be assembled from segments (a CRC32, or any per-part digest) is
+        hashed on the downloading threads (``bridge.ranged``); an MD5 or SHA of the whole
+        object, which only one ordered pass can compute, goes through s3transfer and a
+        hashing thread following the writes (``HashingFile``). Every range is pinned to the
+        ETag with ``If-Match``.
         """
-        guess: integrity.Expected | None = None
-        settled = False
-        if pinned and integrity.etag_is_md5({"ETag": obj.etag}):
-            # Confirmed after the download, once the responses tell there is no SSE-KMS.
-            guess = integrity.Expected("MD5", bytes.fromhex(obj.etag), "ETag")
-        elif pinned:
-            guess, settled = expected_from_head(self.client, bucket, obj.key, obj.etag), True
+        head: dict[str, Any] | None = None
+        if not pinned:
+            answer = self.client.head_object(Bucket=bucket, Key=obj.key, ChecksumMode="ENABLED")
+            head = dict(answer)
+            obj = ListedObject(
+                key=obj.key,
+                size=answer["ContentLength"],
+                etag=answer["ETag"].strip('"'),
+                last_modified_ns=obj.last_modified_ns,
+                listing=obj.listing,
+            )
+        expected = expected_from_head(self.client, bucket, obj.key, obj.etag, head)
+        lengths = integrity.segment_lengths(expected, obj.size, ranged.SEGMENT)
+        if lengths is None:
+            assert expected is not None
+            return self._get_in_order(bucket, obj, path, expected)
         with path.open("w+b") as stream:
-            writer = HashingFile(stream, guess.new_hash() if guess else None)
-            try:
-                self._large().download(bucket, obj if pinned else None, obj.key, writer)
-            finally:
-                writer.close()
-            fields = self._responses.fields_of(bucket, obj.key)
-            etag = str(fields.get("ETag", "")).strip('"') or obj.etag
-            expected = guess
-            if not settled:
-                expected = integrity.expected_digest({**fields, "ETag": etag})
-                if expected is None:
-                    expected = expected_from_head(self.client, bucket, obj.key, etag)
+            digests = ranged.download(
+                self.client,
+                bucket,
+                obj.key,
+                obj.etag,
+                stream.fileno(),
+                lengths,
+                self._concurrency,
+                expected.new_segment_hash if expected is not None else None,
+            )
             if expected is None:
                 return False
-            digest = writer.digest() if expected == guess else None
-            if digest is None:  # not hashed on the way (or a range was written twice)
-                digest = hash_back(stream, expected)
+            digest = integrity.assemble(expected, lengths, digests)
             if digest != expected.digest and expected.part_sizes is not None:
-                # Parts of equal size were assumed: learn each part's size before concluding.
-                exact = part_sizes(self.client, bucket, obj.key, len(expected.part_sizes))
-                if exact != expected.part_sizes:
-                    expected = expected.with_parts(exact)
-                    digest = hash_back(stream, expected)
+                digest, expected = self._with_exact_parts(bucket, obj.key, stream, expected, digest)
         check(bucket, obj.key, expected, digest)
         return True
+
+    def _get_in_order(
+        self, bucket: str, obj: ListedObject, path: Path, expected: integrity.Expected
+    ) -> bool:
+        """s3transfer's ranged GETs, hashed in order by a thread following the writes."""
+        with path.open("w+b") as stream:
+            writer = HashingFile(stream, expected.new_hash())
+            try:
+                self._large().download(bucket, obj, obj.key, writer)
+            finally:
+                writer.close()
+            digest = writer.digest()
+            if digest is None:  # a range was written twice: hash the file as it is now
+                digest = hash_back(stream, expected)
+            if digest != expected.digest and expected.part_sizes is not None:
+                digest, expected = self._with_exact_parts(bucket, obj.key, stream, expected, digest)
+        check(bucket, obj.key, expected, digest)
+        return True
+
+    def _with_exact_parts(
+        self, bucket: str, key: str, stream: IO[bytes], expected: integrity.Expected, digest: bytes
+    ) -> tuple[bytes, integrity.Expected]:
+        """Parts of equal size were assumed: learn each part's size, and if they differ,
+        hash the file again over the true boundaries (the rare case that reads it back)."""
+        assert expected.part_sizes is not None
+        exact = part_sizes(self.client, bucket, key, len(expected.part_sizes))
+        if exact == expected.part_sizes:
+            return digest, expected
+        expected = expected.with_parts(exact)
+        return hash_back(stream, expected), expected

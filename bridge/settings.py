@@ -15,7 +15,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainValidator, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bridge.hints import event_name_hint, glob_as_regex, glob_hint, looks_like_glob, near_miss
 from bridge.jqfilter import ExecutionFilter, FilterCompileError
@@ -100,7 +105,11 @@ class Settings(BaseSettings):
     """The bridge's configuration; field ``x`` is read from environment variable ``X``."""
 
     # An empty variable counts as unset, as most shells and Lambda consoles treat it.
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
+    # defer_build: the validators are built on first use, not when a module imports this one
+    # for its names (VARIABLES); the start-up of every mode pays for them once.
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", env_ignore_empty=True, defer_build=True
+    )
 
     match_key: Regex = None
     match_events: Regex = None
@@ -142,6 +151,18 @@ class Settings(BaseSettings):
     metrics: Literal["emf", "off"] = Field(
         default_factory=lambda: "emf" if os.environ.get(LAMBDA_FUNCTION_VAR) else "off"
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then environment variables: no dotenv file, no secrets folder."""
+        return init_settings, env_settings
 
     @field_validator("execution_filter_file")
     @classmethod

@@ -18,9 +18,9 @@ from bridge.clients import error_code, s3_client, sqs_client
 from bridge.listing import DEPTH_METADATA, Lookups, parse_depth
 from bridge.paths import ListedObject, PullItem
 from bridge.progress import Progress
-from bridge.pull import RETRYABLE_STREAMING_ERRORS, Puller, PullResult
+from bridge.pull import Puller, PullResult
 from bridge.push import Pusher, PushResult, Upload, open_beneath
-from bridge.transfer import MULTIPART_THRESHOLD
+from bridge.transfer import MULTIPART_THRESHOLD, RETRYABLE_STREAMING_ERRORS
 from bridge.verification import HashingFile, IntegrityError
 
 if TYPE_CHECKING:

@@ -1,5 +1,6 @@
-"""What pulls, pushes and lookups share: the size at which an object goes multipart, and
-the pool that runs a set of S3 calls ``concurrency`` wide."""
+"""What pulls, pushes and lookups share: the size at which an object goes multipart, how
+bodies stream (chunk size, which errors are retried), and the pool that runs a set of S3
+calls ``concurrency`` wide."""
 
 from __future__ import annotations
 
@@ -7,7 +8,26 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from botocore.exceptions import (
+    ConnectionClosedError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
+CHUNK = 256 * 1024
+# Errors while a response body streams in, which botocore does not retry (it has already
+# returned the response): the same list s3transfer retries its downloads on, as often.
+RETRYABLE_STREAMING_ERRORS: tuple[type[Exception], ...] = (
+    TimeoutError,
+    ConnectionError,
+    ReadTimeoutError,
+    IncompleteReadError,
+    ResponseStreamingError,
+    ConnectionClosedError,
+)
+STREAMING_ATTEMPTS = 5
 
 T = TypeVar("T")
 

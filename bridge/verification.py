@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from bridge import integrity
 
@@ -25,12 +25,18 @@ def check(bucket: str, key: str, expected: integrity.Expected, digest: bytes) ->
 
 
 def expected_from_head(
-    client: S3Client, bucket: str, key: str, etag: str
+    client: S3Client, bucket: str, key: str, etag: str, head: dict[str, Any] | None = None
 ) -> integrity.Expected | None:
     """The digest S3 states for ``key`` at ``etag``: a full-object checksum, else (multipart
-    objects) a composite checksum or the ETag, over parts sized as part 1 says."""
-    head = client.head_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"', ChecksumMode="ENABLED")
-    fields = dict(head)
+    objects) a composite checksum or the ETag, over parts sized as part 1 says.
+
+    ``head``: a HeadObject answer (``ChecksumMode=ENABLED``) already at hand for this ETag.
+    """
+    if head is None:
+        head = dict(
+            client.head_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"', ChecksumMode="ENABLED")
+        )
+    fields = head
     expected = integrity.expected_digest(fields)
     if expected is not None or "-" not in etag:
         return expected
