@@ -37,7 +37,7 @@ test: lint
 # Installs buildah and debootstrap from Debian's packages where missing (as root).
 image-test: $(STAMP_DEV)
 	sh tests/image/install-tools.sh
-	$(BIN)/pytest -q -s -p no:randomly tests/image
+	$(BIN)/pytest -q -s tests/image
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/run.py
