@@ -7,6 +7,7 @@ no RIE or no engine it stops at once, non-zero, naming what is missing.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,16 +16,33 @@ import pytest
 
 from tests.conftest import EXAMPLES, REPO
 from tests.image.dockerfiles import (
+    FUNCTION_TAG,
     base_reference,
     default_base,
     expand,
     function_dockerfile,
     global_args,
 )
-from tests.image.engines import MissingTool, choose_engine, image_config
-from tests.image.rie import RIE_MISSING, find_rie, init_duration_ms
+from tests.image.engines import (
+    HOST_CA_BUNDLE,
+    Buildah,
+    Docker,
+    MissingTool,
+    choose_engine,
+    image_config,
+)
+from tests.image.rie import (
+    FUNCTION_TIMEOUT_SECONDS,
+    INVOKE_PATH,
+    RIE_MISSING,
+    find_rie,
+    function_env,
+    init_duration_ms,
+    rie_spec,
+)
 
 LAMBDA_MD = (REPO / "docs" / "lambda.md").read_text(encoding="utf-8")
+EXAMPLES_CONTEXT = (EXAMPLES / "thumbnails").relative_to(REPO)
 
 
 def executable(path: Path, text: str = "#!/bin/sh\nexit 1\n") -> Path:
@@ -151,3 +169,31 @@ def test_image_test_fails_naming_a_missing_rie_or_engine(tmp_path: Path) -> None
     assert f"make image-test cannot run: {RIE_MISSING}" in no_rie.stdout + no_rie.stderr
     assert no_engine.returncode == 3, no_engine.stdout + no_engine.stderr
     assert "cannot run: no container engine" in no_engine.stdout + no_engine.stderr
+
+
+def shell_lines(markdown: str) -> set[str]:
+    """Every command of the ``sh`` blocks of ``markdown``, continuation lines joined."""
+    blocks = re.findall(r"^```sh\n(.*?)^```", markdown, re.MULTILINE | re.DOTALL)
+    joined = "\n".join(blocks).replace("\\\n", " ")
+    return {" ".join(line.split()) for line in joined.splitlines()}
+
+
+def test_docs_lambda_shows_the_exact_commands_image_test_runs() -> None:
+    docker = Docker("docker")
+    env = function_env("http://127.0.0.1:$MOTO_PORT", FUNCTION_TIMEOUT_SECONDS)
+    handler = ["s3-event-bridge", "python", "thumbnail.py"]
+    spec = rie_spec(FUNCTION_TAG, handler, env, Path("$AWS_LAMBDA_RIE"), "127.0.0.1:$RIE_PORT")
+    base_args = {"BASE_IMAGE": default_base(REPO)}
+    base_tag = base_reference(function_dockerfile(LAMBDA_MD))
+    buildah = Buildah("buildah", None, HOST_CA_BUNDLE)
+    commands = [
+        docker.build_argv(Path("Dockerfile"), Path("."), base_tag, base_args),
+        docker.build_argv(Path("function.Dockerfile"), EXAMPLES_CONTEXT, FUNCTION_TAG, {}),
+        [*(f"{name}={value}" for name, value in env.items()), *docker.run_argv(spec)],
+        buildah.build_argv(Path("Dockerfile"), Path("."), base_tag, base_args),
+    ]
+
+    shown = shell_lines(LAMBDA_MD)
+    missing = [" ".join(argv) for argv in commands if " ".join(argv) not in shown]
+    assert not missing, "docs/lambda.md does not show:\n" + "\n".join(missing)
+    assert f"curl -s http://127.0.0.1:$RIE_PORT{INVOKE_PATH} -d @event.json" in shown

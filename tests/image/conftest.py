@@ -14,15 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from bridge.local_aws import FAKE_AWS_ENV
 from tests.conftest import EXAMPLES, REPO, MotoServer
 from tests.image.base import base_image
-from tests.image.dockerfiles import base_reference, default_base, function_dockerfile
+from tests.image.dockerfiles import (
+    FUNCTION_TAG,
+    base_reference,
+    default_base,
+    function_dockerfile,
+)
 from tests.image.engines import Engine, ImageConfig, MissingTool, choose_engine
-from tests.image.rie import Function, find_rie, init_duration_ms, under_rie
-
-FUNCTION_TAG = "localhost/s3-event-bridge-thumbnails:image-test"
-FUNCTION_TIMEOUT_SECONDS = 60  # AWS_LAMBDA_FUNCTION_TIMEOUT, unless a test sets its own
+from tests.image.rie import (
+    FUNCTION_TIMEOUT_SECONDS,
+    Function,
+    find_rie,
+    function_env,
+    init_duration_ms,
+    under_rie,
+)
 
 
 @dataclass
@@ -48,6 +56,7 @@ class Images:
 
 
 def timed(what: str, build: Callable[[], None]) -> None:
+    print(f"{what} ...", flush=True)
     started = time.monotonic()
     build()
     REPORT.lines.append(f"{what}: {time.monotonic() - started:.1f} s")
@@ -59,10 +68,10 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
         rie = find_rie()
         engine = choose_engine()
         REPORT.lines.append(f"engine: {engine.name}; RIE: {rie}")
+        print(f"\n{REPORT.lines[-1]}", flush=True)
         base = base_image(engine, default_base(REPO), REPORT.lines)
     except MissingTool as missing:
         pytest.exit(f"make image-test cannot run: {missing}", returncode=3)
-    print("\n" + "\n".join(REPORT.lines), flush=True)
 
     dockerfile = function_dockerfile((REPO / "docs" / "lambda.md").read_text(encoding="utf-8"))
     base_tag = base_reference(dockerfile)  # the documented FROM: s3-event-bridge:<version>
@@ -70,7 +79,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
         f"build {base_tag}",
         lambda: engine.build(REPO / "Dockerfile", REPO, base_tag, {"BASE_IMAGE": base}),
     )
-    documented = tmp_path_factory.mktemp("function") / "Dockerfile"
+    documented = tmp_path_factory.mktemp("function") / "function.Dockerfile"
     documented.write_text(dockerfile, encoding="utf-8")
     timed(
         "build the function image of docs/lambda.md",
@@ -78,6 +87,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
     )
     REPORT.lines.append(f"size of the base image {base_tag}: {engine.size(base_tag)}")
     REPORT.lines.append(f"size of the function image: {engine.size(FUNCTION_TAG)}")
+    REPORT.lines.append(f"images run by: {engine.runner(FUNCTION_TAG)}")
     return Images(engine, base_tag, FUNCTION_TAG, engine.inspect(FUNCTION_TAG), rie)
 
 
@@ -92,12 +102,7 @@ def run_function(images: Images, aws: MotoServer, tmp_path: Path) -> RunFunction
     @contextmanager
     def start(handler: Sequence[str] | None = None, **config: str) -> Iterator[Function]:
         command = [*images.config.entrypoint, *(images.config.cmd if handler is None else handler)]
-        env = {
-            **FAKE_AWS_ENV,
-            "AWS_ENDPOINT_URL": aws.endpoint,
-            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(FUNCTION_TIMEOUT_SECONDS),
-            **config,
-        }
+        env = function_env(aws.endpoint, FUNCTION_TIMEOUT_SECONDS, **config)
         log = tmp_path / f"rie-{len(list(tmp_path.glob('rie-*')))}.log"
         with under_rie(images.engine, images.function, command, env, images.rie, log) as function:
             yield function

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 FUNCTION_SECTION = "## 2. Your function's image"
+FUNCTION_TAG = "localhost/s3-event-bridge-thumbnails:image-test"
 _ARG = re.compile(r"^ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?\s*$")
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 

@@ -82,8 +82,14 @@ class Engine:
         self, dockerfile: Path, context: Path, tag: str, build_args: Mapping[str, str]
     ) -> None:
         """Build ``dockerfile`` in ``context`` as ``tag``."""
+        run(self.build_argv(dockerfile, context, tag, build_args))
+
+    def build_argv(
+        self, dockerfile: Path, context: Path, tag: str, build_args: Mapping[str, str]
+    ) -> list[str]:
+        """The command building ``dockerfile`` in ``context`` as ``tag``."""
         args = [f"--build-arg={name}={value}" for name, value in build_args.items()]
-        run([*self.build_command(), *args, "-f", str(dockerfile), "-t", tag, str(context)])
+        return [*self.build_command(), *args, "-f", str(dockerfile), "-t", tag, str(context)]
 
     def build_command(self) -> list[str]:
         raise NotImplementedError
@@ -124,6 +130,7 @@ class Engine:
         with open(log, "wb") as output:
             process = subprocess.Popen(
                 self.run_argv(spec),
+                env={**os.environ, **spec.env},  # the client passes them on by name
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -134,13 +141,18 @@ class Engine:
         finally:
             stop(process)
 
+    def runner(self, ref: str) -> str:
+        """How images are run here (for the report)."""
+        return f"{Path(self.program).name} run"
+
     def run_argv(self, spec: RunSpec) -> list[str]:
-        """``<engine> run`` as AWS documents it for the RIE, on the host's network."""
-        env = [f"--env={name}={value}" for name, value in spec.env.items()]
+        """``<engine> run`` as AWS documents it for the RIE, on the host's network; the
+        function's configuration is passed by name, from the client's environment."""
         return [
             self.program, "run", "--rm", "--network=host", "--read-only", "--tmpfs=/tmp",
             f"--user={spec.user}", f"--volume={spec.rie}:{RIE_IN_IMAGE}:ro",
-            f"--entrypoint={RIE_IN_IMAGE}", *env, spec.image, *spec.command,
+            f"--entrypoint={RIE_IN_IMAGE}", *(f"--env={name}" for name in spec.env),
+            spec.image, *spec.command,
         ]  # fmt: skip
 
 
@@ -158,13 +170,14 @@ class Buildah(Engine):
 
     name = "buildah"
 
-    def __init__(self, program: str, podman: str | None) -> None:
+    def __init__(self, program: str, podman: str | None, ca_bundle: Path | None) -> None:
         super().__init__(program)
         self.podman = podman
+        self.ca_bundle = ca_bundle
         self.podman_runs: bool | None = None  # probed once, on the first run
 
     def build_command(self) -> list[str]:
-        ca = [f"--volume={HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"] if HOST_CA_BUNDLE.exists() else []
+        ca = [f"--volume={self.ca_bundle}:{self.ca_bundle}:ro"] if self.ca_bundle else []
         return [self.program, "build", "-q", "--layers", "--isolation=chroot", *ca]
 
     def exists(self, ref: str) -> bool:
@@ -192,6 +205,12 @@ class Buildah(Engine):
                 [self.podman, "run", "--rm", "--network=host", "--entrypoint=true", ref]
             )
         return self.podman_runs
+
+    def runner(self, ref: str) -> str:
+        if self.podman is not None and self.runs_containers(ref):
+            return "podman run"
+        why = "podman run does not work here" if self.podman else "podman is not installed"
+        return f"chroot into the image's root file system ({why})"
 
     @contextmanager
     def running(self, spec: RunSpec, log: Path) -> Iterator[subprocess.Popen[bytes]]:
@@ -298,7 +317,8 @@ def choose_engine() -> Engine:
                 "buildah is here but neither podman nor root is: the chroot fallback that "
                 "runs the image needs root"
             )
-        return Buildah(buildah, shutil.which("podman"))
+        ca_bundle = HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None
+        return Buildah(buildah, shutil.which("podman"), ca_bundle)
     client = f" ({docker} is installed but its daemon does not answer)" if docker else ""
     raise MissingTool(
         "no container engine: make image-test needs buildah (apt-get install buildah) or "

@@ -21,16 +21,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.local_aws import free_port
+from bridge.local_aws import FAKE_AWS_ENV, free_port
 from tests.helpers import GUARD_SECONDS, wait_for
 from tests.image.engines import Engine, MissingTool, RunSpec
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+FUNCTION_TIMEOUT_SECONDS = 60  # AWS_LAMBDA_FUNCTION_TIMEOUT, unless a test sets its own
 _INIT_REPORT = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 RIE_MISSING = (
     "no AWS Lambda Runtime Interface Emulator: set AWS_LAMBDA_RIE to the aws-lambda-rie "
     "binary, or put it on PATH (docs/lambda.md, 'Test the image locally')"
 )
+
+
+def function_env(endpoint: str, timeout_seconds: int, **config: str) -> dict[str, str]:
+    """What the function runs with: credentials, the local S3 at ``endpoint``, the function's
+    timeout (``AWS_LAMBDA_FUNCTION_TIMEOUT``, which the RIE reads) and its ``config``."""
+    return {
+        **FAKE_AWS_ENV,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(timeout_seconds),
+        **config,
+    }
 
 
 def find_rie(environ: Mapping[str, str] = os.environ) -> Path:
@@ -94,6 +106,18 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def rie_spec(
+    image: str, command: Sequence[str], env: Mapping[str, str], rie: Path, address: str
+) -> RunSpec:
+    """``image`` under the RIE serving on ``address``, starting ``command``."""
+    return RunSpec(
+        image=image,
+        command=["--runtime-interface-emulator-address", address, *command],
+        env=dict(env),
+        rie=rie,
+    )
+
+
 @contextmanager
 def under_rie(
     engine: Engine,
@@ -105,12 +129,7 @@ def under_rie(
 ) -> Iterator[Function]:
     """``image`` running ``command`` (its ENTRYPOINT + CMD, or another) under the RIE."""
     port = free_port()
-    spec = RunSpec(
-        image=image,
-        command=["--runtime-interface-emulator-address", f"127.0.0.1:{port}", *command],
-        env=dict(env),
-        rie=rie,
-    )
+    spec = rie_spec(image, command, env, rie, f"127.0.0.1:{port}")
     with engine.running(spec, log_path) as process:
 
         def ready() -> bool:
