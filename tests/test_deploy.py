@@ -41,6 +41,9 @@ CONFIG_VARIABLES = (
     "LOG_FORMAT",
     "LOG_LEVEL",
     "METRICS",
+    "ON_DELETE",
+    "LINEAGE",
+    "STEP_NAME",
 )
 
 # Every action the function's role may perform, and nothing else.
@@ -49,6 +52,7 @@ ALLOWED_ACTIONS = {
     "s3:GetObject",  # also HeadObject
     "s3:PutObject",  # single and multipart uploads, with metadata
     "s3:AbortMultipartUpload",
+    "s3:DeleteObject",  # with OnDelete=remove-outputs only
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibility",
@@ -311,7 +315,9 @@ def test_bucket_notifies_the_queue_once_its_policy_allows_s3(
     assert bucket["Condition"] == "CreateBucket"
     assert "QueuePolicy" in _as_list(bucket["DependsOn"])
     assert bucket["Properties"]["BucketName"] == {"Ref": "SourceBucketName"}
-    (notification,) = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    notification, _removals = bucket["Properties"]["NotificationConfiguration"][
+        "QueueConfigurations"
+    ]
     assert notification["Queue"] == {"Fn::GetAtt": ["Queue", "Arn"]}
     assert notification["Event"].startswith("s3:ObjectCreated:")
     filters = repr(notification["Filter"])
@@ -365,14 +371,18 @@ def test_function_role_is_least_privilege(
             assert granted[action] == [queue_arn], action
         if action.startswith("logs:"):
             assert granted[action] == [{"Fn::GetAtt": ["FunctionLogGroup", "Arn"]}], action
-    assert granted["s3:GetObject"] == [
+    assert granted["s3:GetObject"][:2] == [
         {"Fn::Sub": "arn:${AWS::Partition}:s3:::${SourceBucketName}/${AccessPrefix}*"},
         {"Fn::Sub": "arn:${AWS::Partition}:s3:::${TargetBucketName}/${AccessPrefix}*"},
     ]
     writes = repr(granted["s3:PutObject"])
     assert "${TargetBucketName}/${AccessPrefix}*" in writes
     assert "${SourceBucketName}/${AccessPrefix}*" in writes  # TARGET_BUCKET empty: the source
-    assert granted["s3:AbortMultipartUpload"] == granted["s3:PutObject"]
+    lineage = "/.s3-event-bridge/lineage/*"
+    assert [r for r in _as_list(granted["s3:AbortMultipartUpload"]) if lineage in repr(r)] == []
+    assert granted["s3:AbortMultipartUpload"] == granted["s3:PutObject"][:1]
+    removes = repr(granted["s3:DeleteObject"])
+    assert "${TargetBucketName}/${AccessPrefix}*" in removes and lineage in removes
     listed = repr(granted["s3:ListBucket"])
     assert "s3:::${SourceBucketName}'" in listed and "s3:::${TargetBucketName}'" in listed
     # The function logs into the group the role may write to.
@@ -415,7 +425,49 @@ def test_list_bucket_only_when_the_bridge_lists(
     assert "${TargetBucketName}/${AccessPrefix}*" in repr(statement["Resource"])
     assert _condition(template, condition, parameters) is reads_target
     # Nothing else is conditional: reads of the source and writes of the target always hold.
-    assert set(conditional) == {"ListBuckets", "ReadTargetObjects", "WriteTraces"}
+    assert set(conditional) == {
+        "ListBuckets",
+        "ReadTargetObjects",
+        "WriteTraces",
+        "WriteLineageRecords",
+        "RemoveTargetObjects",
+    }
+
+
+@pytest.mark.parametrize(
+    ("on_delete", "lineage", "records", "removes"),
+    [
+        ("", "", False, False),  # the default: keep, no records, no deletions
+        ("keep", "on", True, False),
+        ("remove-outputs", "", True, True),
+        ("remove-outputs", "on", True, True),
+    ],
+)
+def test_deletes_only_with_remove_outputs_and_writes_records_only_with_lineage(
+    template: dict[str, Any],
+    resources: dict[str, Any],
+    on_delete: str,
+    lineage: str,
+    records: bool,
+    removes: bool,
+) -> None:
+    conditional = _conditional_statements(resources["FunctionRole"])
+    parameters = {"OnDelete": on_delete, "Lineage": lineage}
+    condition, statement = conditional["WriteLineageRecords"]
+    assert statement["Action"] == "s3:PutObject"
+    assert ".s3-event-bridge/lineage/*" in repr(statement["Resource"])
+    assert _condition(template, condition, parameters) is records
+    condition, statement = conditional["RemoveTargetObjects"]
+    assert statement["Action"] == ["s3:GetObject", "s3:DeleteObject"]
+    assert _condition(template, condition, parameters) is removes
+    # The bucket notifies the removals exactly when the function follows them.
+    configurations = resources["SourceBucket"]["Properties"]["NotificationConfiguration"][
+        "QueueConfigurations"
+    ]
+    (removals,) = [c for c in configurations if "Fn::If" in c]
+    condition, notification, _ = removals["Fn::If"]
+    assert notification["Event"] == "s3:ObjectRemoved:*"
+    assert _condition(template, condition, parameters) is removes
 
 
 def test_every_configuration_variable_is_a_parameter(
