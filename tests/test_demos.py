@@ -57,6 +57,13 @@ def test_make_demo_pipeline_succeeds() -> None:
         ), rows[step][0]
     assert rows["wordcount-reduce"]["scope"] == "prefix"
     assert int(rows["wordcount-reduce"]["listed"]) > 0
+    # Outputs follow inputs: a job there before the pipeline, then a deletion.
+    assert "`pipeline up --backfill` counted its 2 texts" in result.stdout
+    assert (
+        "map removed jobs/demo/counts/sonnet18.json: yes; reduce recomputed "
+        "result/total.json over 2 texts" in result.stdout
+    )
+    assert "pipeline status examples/wordcount/pipeline.yaml (exit 0)" in result.stdout
 
 
 def test_invoke_demo_succeeds() -> None:
@@ -67,10 +74,3 @@ def test_invoke_demo_succeeds() -> None:
         result.stdout
     )
     assert "demo succeeded" in result.stdout
-    # Outputs follow inputs: a job there before the pipeline, then a deletion.
-    assert "`pipeline up --backfill` counted its 2 texts" in result.stdout
-    assert (
-        "map removed jobs/demo/counts/sonnet18.json: yes; reduce recomputed "
-        "result/total.json over 2 texts" in result.stdout
-    )
-    assert "pipeline status examples/wordcount/pipeline.yaml (exit 0)" in result.stdout

@@ -24,6 +24,7 @@ from bridge.batch import InvocationResult
 from bridge.events import ObjectEvent, parse_invocation
 from bridge.groups import group_events, select_events
 from bridge.jqfilter import ExecutionFilter
+from bridge.lineage import LINEAGE_PREFIX, is_reserved
 from bridge.outcomes import GroupOutcome, Status
 from bridge.samples import sample_payload
 from bridge.settings import VARIABLES, load_settings
@@ -82,11 +83,12 @@ def versioned_bucket(s3: Any, bucket: str) -> None:
 
 
 def listing(s3: Any, bucket: str, prefix: str = "") -> dict[str, str]:
-    """ETag of every object under ``prefix``, by key."""
+    """ETag of every object under ``prefix``, by key (the bridge's lineage records aside)."""
     found: dict[str, str] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for entry in page.get("Contents", []):
-            found[entry["Key"]] = entry["ETag"]
+            if not is_reserved(entry["Key"]):
+                found[entry["Key"]] = entry["ETag"]
     return found
 
 
@@ -105,7 +107,8 @@ ROUTES = {
     "map.env": [
         ("jobs/7/input/a.txt", "ObjectCreated:Put", "jobs/7/"),
         ("jobs/7/input/my notes+1.txt", "ObjectCreated:CompleteMultipartUpload", "jobs/7/"),
-        ("jobs/7/input/a.txt", "ObjectRemoved:Delete", None),
+        # Deletions are followed: the counts made from a removed text are removed.
+        ("jobs/7/input/a.txt", "ObjectRemoved:Delete", "jobs/7/"),
         ("jobs/7/input/deeper/a.txt", "ObjectCreated:Put", None),
         ("jobs/7/counts/a.json", "ObjectCreated:Put", None),
         ("jobs/7/result/top.txt", "ObjectCreated:Put", None),
@@ -113,7 +116,7 @@ ROUTES = {
     ],
     "reduce.env": [
         ("jobs/7/counts/a.json", "ObjectCreated:Put", "jobs/7/"),
-        ("jobs/7/counts/a.json", "ObjectRemoved:Delete", None),
+        ("jobs/7/counts/a.json", "ObjectRemoved:Delete", "jobs/7/"),
         ("jobs/7/input/a.txt", "ObjectCreated:Put", None),
         ("jobs/7/manifest-3.json", "ObjectCreated:Put", None),
         ("jobs/7/result/total.json", "ObjectCreated:Put", None),
@@ -194,11 +197,12 @@ def counts_key(name: str) -> str:
 
 
 def map_inputs(s3: Any, mapper: App, *names: str) -> None:
-    """Upload inputs and run the map on their events (one batch)."""
+    """Upload inputs and run the map on their events (one batch): one run per text, since
+    the map follows deletions (each output must come from exactly one input)."""
     keys = [put_input(s3, name) for name in names]
-    outcome = only_group(deliver(mapper, JOBS, *keys))
-    assert outcome.status is Status.SUCCEEDED
-    assert set(outcome.uploaded) == {counts_key(name) for name in names}
+    outcomes = deliver(mapper, JOBS, *keys).outcomes
+    assert [o.status for o in outcomes] == [Status.SUCCEEDED] * len(names)
+    assert {key for o in outcomes for key in o.uploaded} == {counts_key(name) for name in names}
 
 
 def reduce_on(reducer: App, *names: str) -> GroupOutcome:
@@ -241,6 +245,13 @@ def test_wordcount_map_then_reduce_gives_the_exact_total(
         *(counts_key(name) for name in TEXTS),
         *RESULT_KEYS,
     }
+    # ... but for the lineage records of the two steps, which follow deletions.
+    listed = s3.list_objects_v2(Bucket=JOBS, Prefix=LINEAGE_PREFIX).get("Contents", [])
+    records = {entry["Key"] for entry in listed}
+    assert records == {
+        *(f"{LINEAGE_PREFIX}map/{JOBS}/objects/{JOB}input/{name}.json" for name in TEXTS),
+        f"{LINEAGE_PREFIX}reduce/{JOBS}/groups/{JOB}.group.json",
+    }
 
 
 def test_map_counts_only_the_new_inputs(
@@ -250,7 +261,7 @@ def test_map_counts_only_the_new_inputs(
     mapper = example_app(monkeypatch, WORDCOUNT / "map.env", SKIP_UNCHANGED="false")
     s3 = jobs_bucket
     map_inputs(s3, mapper, "a.txt")
-    map_inputs(s3, mapper, "b.txt", "c.txt")  # one batch: one run, a.txt pulled but not new
+    map_inputs(s3, mapper, "b.txt", "c.txt")  # a.txt is not pulled again
     assert version_count(s3, JOBS, counts_key("a.txt")) == 1
     # outputs don't trigger the map again: counts and results are not texts under input/
     result = mapper.process(parse_invocation(sqs_batch(JOBS, counts_key("a.txt"))))

@@ -124,7 +124,8 @@ steps:
     assert problem.startswith("steps[0].on_delete: remove-outputs needs on.events to match")
     step = load_pipeline(write(tmp_path, text.replace(", events: '^ObjectCreated:'", ""))).steps[0]
     assert step.variables["ON_DELETE"] == "remove-outputs"
-    assert (step.variables["LINEAGE"], step.variables["STEP_NAME"]) == ("on", "map")
+    assert "LINEAGE" not in step.variables and step.settings.records_lineage
+    assert step.variables["STEP_NAME"] == "map"  # the records are filed under the step's name
     assert "ObjectRemoved:Delete" in step.notification_events
     assert "ObjectRemoved:DeleteMarkerCreated" in step.notification_events
 

@@ -5,6 +5,7 @@ per step, from S3 alone (docs/design.md §15). The steps run in process on the m
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,11 @@ steps:
     pull: {{parent_dirs: 0}}
     filter: 'length >= 2'
     to: outbox
+    lineage: 'on'
+  - name: plain
+    run: {copier}
+    on: {{bucket: inbox, prefix: other/}}
+    to: outbox
 """
 
 
@@ -123,7 +129,8 @@ def test_status_finds_unprocessed_inputs_and_orphans_and_fix_mends_them(
 
     code, found = status(audit, capsys, "--json")
     assert code == 1
-    copy, gather = found
+    copy, gather, plain = found
+    assert plain["tracked"] is False  # no lineage records: nothing to compare, no finding
     assert (copy["inputs"], copy["processed"]) == (2, 1)
     assert (copy["unprocessed"], copy["orphans"]) == (["in/c.txt"], ["in/b.txt"])
     assert (gather["inputs"], gather["processed"], gather["waiting"]) == (2, 1, ["jobs/2/"])
@@ -134,6 +141,7 @@ def test_status_finds_unprocessed_inputs_and_orphans_and_fix_mends_them(
     assert "copy: unprocessed: s3://inbox/in/c.txt" in table
     assert "copy: orphan (input gone): s3://inbox/in/b.txt" in table
     assert "gather: waiting (filter false): s3://inbox/jobs/2/" in table
+    assert re.search(r"^plain +prefix +untracked \(lineage off\)", table, re.M)
 
     queue = sqs.create_queue(QueueName="audit-copy")["QueueUrl"]
     code, _ = status(audit, capsys, "--fix")

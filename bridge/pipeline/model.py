@@ -138,7 +138,7 @@ class Step(_Strict):
     workers: Annotated[int, Field(ge=1, le=256)] = 1
     loop: Literal["allowed"] | None = None
     on_delete: Literal["keep", "remove-outputs"] = "keep"  # ON_DELETE
-    lineage: Literal["on", "off"] = "on"  # LINEAGE: on in pipelines, for `pipeline status`
+    lineage: Literal["on", "off"] | None = None  # LINEAGE (unset: on with remove-outputs)
 
     @field_validator("run", mode="before")
     @classmethod
@@ -377,8 +377,10 @@ def step_variables(step: Step) -> dict[str, str]:
         values["HANDLER_TIMEOUT"] = f"{step.timeout:g}"
     if step.on_delete != "keep":
         values["ON_DELETE"] = step.on_delete
-    values["LINEAGE"] = step.lineage
-    values["STEP_NAME"] = step.name
+    if step.lineage is not None:
+        values["LINEAGE"] = step.lineage
+    if step.lineage == "on" or (step.lineage is None and step.on_delete == "remove-outputs"):
+        values["STEP_NAME"] = step.name  # the records are filed under the step's name
     # A variable the step sets with its own key is not taken from `env` (an error anyway).
     values.update({name: value for name, value in step.env.items() if name not in _OWNED})
     return values

@@ -11,6 +11,9 @@ Per step:
 - **orphans**: records whose input is gone (events scope), or whose group has no input left
   (prefix scope): their outputs follow nothing.
 
+A step without lineage records (``lineage: off``, or unset without ``remove-outputs``) is
+shown as untracked, and is no finding.
+
 ``--fix`` sends each unprocessed input to the step's queue (``<pipeline>-<step>``, as
 ``pipeline up`` and the SAM template name it; the newest input of a group, in prefix scope)
 and removes the orphans' outputs under the guards of a deletion: the input must be gone
@@ -64,6 +67,7 @@ class StepStatus:
     scope: str
     source: str
     target: str
+    tracked: bool = True  # LINEAGE on: without records there is nothing to compare
     inputs: int = 0  # inputs in events scope; groups in prefix scope
     processed: int = 0
     unprocessed: list[str] = field(default_factory=list)  # keys, or group prefixes
@@ -83,6 +87,7 @@ class StepStatus:
             "scope": self.scope,
             "source": self.source,
             "target": self.target,
+            "tracked": self.tracked,
             "units": "objects" if self.scope == "events" else "groups",
             "inputs": self.inputs,
             "processed": self.processed,
@@ -162,6 +167,8 @@ def render_table(statuses: Sequence[StepStatus]) -> str:
             str(len(s.waiting)),
             str(len(s.orphans)),
         )
+        if s.tracked
+        else (s.step, s.scope, "untracked (lineage off)", "-", "-", "-", "-")
         for s in statuses
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -192,6 +199,9 @@ def step_status(step: StepConfig, s3: S3Client) -> StepStatus:
     scope = backfill.scope_for_step(step)
     source, target = step.spec.on.bucket, step.target
     status = StepStatus(step.name, step.scope, source, target)
+    if not step.settings.records_lineage:
+        status.tracked = False
+        return status
     listed = [
         backfill.ExistingObject.from_listing(source, entry)
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source, Prefix=scope.prefix)
