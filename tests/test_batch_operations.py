@@ -9,13 +9,18 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from bridge.batch import Routing, process_invocation
+from bridge.engine import Engine
 from bridge.events import ObjectEvent, PayloadError, Source, parse_invocation
 from bridge.groups import ExecutionGroup
 from bridge.outcomes import NO_SUCH_OBJECT, GroupOutcome, Status, unusable_triggers
 from bridge.samples import sample_batch
+from bridge.settings import load_settings
+from bridge.storage import Storage
 
 # The request events of AWS's documentation (schema 1.0 with the bucket ARN of the Lambda
 # guide's example; schema 2.0 with user arguments and a null version id).
@@ -444,3 +449,47 @@ def test_sample_refuses_what_batch_operations_does_not_send(
 def test_other_shapes_refuse_a_schema() -> None:
     with pytest.raises(ValueError, match="are for batch-ops, not s3"):
         sample_batch("s3", "bkt", ["k"], schema="2.0")
+
+
+# --------------------------------------------------------------------------- failure classes
+
+
+def stubbed_engine(**overrides: Any) -> tuple[Engine, Stubber]:
+    """An engine whose S3 client answers from a botocore ``Stubber`` (no network)."""
+    client = boto3.client("s3", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.activate()
+    engine = Engine(load_settings(**overrides), ("true",), Storage(client, 1))
+    return engine, stubber
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "permanent"),
+    [
+        ("SlowDown", 503, False),
+        ("InternalError", 500, False),
+        ("RequestTimeout", 400, False),
+        ("AccessDenied", 403, True),
+        ("NoSuchBucket", 404, True),
+    ],
+)
+def test_an_s3_error_is_permanent_only_when_the_configuration_must_change(
+    code: str, status: int, permanent: bool
+) -> None:
+    engine, stubber = stubbed_engine()
+    stubber.add_client_error("list_objects_v2", service_error_code=code, http_status_code=status)
+
+    outcome = engine.run_group(ExecutionGroup("bkt", "in/", (event("in/a"),)))
+
+    assert outcome.status is Status.FAILED and code in (outcome.reason or "")
+    assert outcome.permanent is permanent
+
+
+def test_a_filter_failing_at_run_time_is_permanent() -> None:
+    engine, stubber = stubbed_engine(execution_filter_expr='error("no manifest")')
+    stubber.add_response("list_objects_v2", {"KeyCount": 0, "IsTruncated": False})
+
+    outcome = engine.run_group(ExecutionGroup("bkt", "in/", (event("in/a"),)))
+
+    assert outcome.status is Status.FAILED and "no manifest" in (outcome.reason or "")
+    assert outcome.permanent is True
