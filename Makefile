@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench chaos clean
+.PHONY: demo test image-test lint bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ TEST_WORKERS ?= 3
 
 test: lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS)
+
+# Builds the base image and the function image of docs/lambda.md, and runs it under AWS's
+# Runtime Interface Emulator (AWS_LAMBDA_RIE or aws-lambda-rie on PATH) on a local S3.
+# Installs buildah and debootstrap from Debian's packages where missing (as root).
+image-test: $(STAMP_DEV)
+	sh tests/image/install-tools.sh
+	$(BIN)/pytest -q -s tests/image
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/run.py

@@ -69,7 +69,12 @@ class Row:
     """One line of the table: medians of both sides and the target they are held to.
 
     ``limit`` is the largest acceptable ratio bridge / baseline; with ``absolute`` it is
-    instead the bound the bridge's own figure must stay under (``< limit``).
+    instead the bound every run of the bridge's own figure must stay under (``< limit``);
+    with ``difference`` it is the largest acceptable bridge - baseline, in the row's unit.
+
+    The spread is half the interquartile range of the per-run figures (the i-th run of
+    each side are neighbours in time, ``interleaved``): a verdict whose margin to the limit
+    is within the spread is marked ``(noisy)`` rather than reported as settled.
     """
 
     id: str
@@ -83,6 +88,7 @@ class Row:
     note: str = ""
     crashed: bool = False
     info: bool = False  # shown for contrast only: no target to meet
+    difference: bool = False
 
     @property
     def bridge_median(self) -> float | None:
@@ -100,20 +106,55 @@ class Row:
         return bridge / baseline
 
     @property
+    def excess(self) -> float | None:
+        """bridge - baseline, of the medians (``difference`` rows)."""
+        bridge, baseline = self.bridge_median, self.baseline_median
+        if bridge is None or baseline is None:
+            return None
+        return bridge - baseline
+
+    @property
+    def figure(self) -> float | None:
+        """What the verdict judges: the ratio, the excess, or the bridge's worst run."""
+        if self.absolute:
+            return max(self.bridge) if self.bridge else None
+        return self.excess if self.difference else self.ratio
+
+    @property
+    def spread(self) -> float:
+        """Half the interquartile range of the per-run figures (0 with fewer than 3 runs)."""
+        if self.absolute:
+            runs = list(self.bridge)
+        elif len(self.bridge) != len(self.baseline):
+            return 0.0
+        elif self.difference:
+            runs = [b - a for b, a in zip(self.bridge, self.baseline, strict=True)]
+        else:
+            runs = [b / a for b, a in zip(self.bridge, self.baseline, strict=True) if a]
+        if len(runs) < 3:
+            return 0.0
+        low, _, high = statistics.quantiles(runs, n=4, method="inclusive")
+        return (high - low) / 2
+
+    @property
     def verdict(self) -> str:
         if self.crashed:
             return "CRASH"
         if self.info:
             return "info"
-        if self.absolute:
-            bridge = self.bridge_median
-            if bridge is None:
-                return "n/a"
-            return "PASS" if bridge < self.limit else "MISS"
-        ratio = self.ratio
-        if ratio is None:
+        figure = self.figure
+        if figure is None:
             return "n/a"
-        return "PASS" if ratio <= self.limit else "MISS"
+        passed = figure < self.limit if self.absolute else figure <= self.limit
+        word = "PASS" if passed else "MISS"
+        if not self.absolute and abs(figure - self.limit) <= self.spread:
+            return f"{word} (noisy)"
+        return word
+
+    @property
+    def settled(self) -> bool:
+        """The verdict does not depend on the run-to-run noise."""
+        return not self.verdict.endswith("(noisy)")
 
     @classmethod
     def missing(cls, id: str, what: str, target: str, note: str) -> Row:
@@ -137,39 +178,57 @@ class Report:
         return any(row.crashed for row in self.rows)
 
 
-def format_value(value: float | None, unit: str, runs: int) -> str:
-    """A median for the table, with how many runs it is the median of."""
+def format_value(value: float | None, unit: str, runs: int | None = None) -> str:
+    """A figure for the table, with how many runs it is the median of (when given)."""
     if value is None:
         return "-"
     if unit == "MB":
         text = f"{value:.0f} MB"
-    elif value < 1:
+    elif abs(value) < 1:
         text = f"{value * 1000:.1f} ms"
     else:
         text = f"{value:.2f} s"
-    return f"{text} (n={runs})"
+    return text if runs is None else f"{text} (n={runs})"
+
+
+def format_figure(row: Row) -> str:
+    """The ratio column: the ratio (or the excess, or the worst run) and its spread."""
+    figure = row.figure
+    if figure is None:
+        return "-"
+    spread = row.spread
+    if row.absolute:
+        return f"max {format_value(figure, row.unit)}"
+    if row.difference:
+        shown = ("+" if figure >= 0 else "") + format_value(figure, row.unit)
+        return shown + (f" ±{format_value(spread, row.unit)}" if spread else "")
+    return f"{figure:.3f}x" + (f" ±{spread:.3f}" if spread else "")
 
 
 def render(report: Report) -> str:
     """The table, Markdown-style, then one line per note."""
-    header = ("id", "what", "bridge median", "baseline median", "ratio", "target", "result")
+    header = ("id", "what", "bridge median", "baseline median", "figure", "target", "result")
     lines: list[tuple[str, ...]] = []
     notes: list[str] = []
     for row in report.rows:
-        ratio = row.ratio
         lines.append(
             (
                 row.id,
                 row.what,
                 format_value(row.bridge_median, row.unit, len(row.bridge)),
                 format_value(row.baseline_median, row.unit, len(row.baseline)),
-                "-" if ratio is None else f"{ratio:.3f}x",
+                format_figure(row),
                 row.target,
                 row.verdict,
             )
         )
         if row.note:
             notes.append(f"{row.id}: {row.note}")
+        if not row.settled:
+            notes.append(
+                f"{row.id}: the run-to-run spread exceeds the margin to the target: "
+                "not settled by this run"
+            )
     widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
 
     def line(cells: tuple[str, ...]) -> str:

@@ -82,6 +82,7 @@ class App:
             self.settings.match_events,
             self.settings.pull_parent_dirs,
             self.settings.group_concurrency,
+            per_object=self.settings.pull_scope == "events" and self.settings.records_lineage,
         )
 
     def process(

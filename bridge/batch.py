@@ -35,11 +35,14 @@ class Routing:
     pull_parent_dirs: int
     # GROUP_CONCURRENCY: how many independent groups of one invocation may run at once.
     group_concurrency: int = 1
+    # One group per object (events scope with lineage records): see ``group_events``.
+    per_object: bool = False
 
     def route(self, events: Iterable[ObjectEvent]) -> Routed:
         """Select the events and group the kept ones: what every driver and ``plan`` run."""
         selection = select_events(events, self.match_key, self.match_events)
-        return Routed(tuple(group_events(selection.kept, self.pull_parent_dirs)), selection.ignored)
+        groups = group_events(selection.kept, self.pull_parent_dirs, per_object=self.per_object)
+        return Routed(tuple(groups), selection.ignored)
 
 
 @dataclass(frozen=True)

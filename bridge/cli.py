@@ -11,12 +11,13 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge import __version__, containment, workspace
+from bridge import __version__, containment, startup, workspace
 from bridge.app import App, load_configuration, start_observability
+from bridge.awserrors import ACCESS_CODES, error_code
 from bridge.awserrors import describe as describe_aws_error
 from bridge.errors import CONFIGURATION_ERROR, INVALID_EVENT, STARTUP_ERROR, error_document
 from bridge.events import decode_json
@@ -28,6 +29,9 @@ from bridge.logs import (
 )
 from bridge.memory import bound_malloc_arenas
 from bridge.settings import ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    from bridge.backfill import BackfillSummary, Listing, Scope
 
 PROG = "s3-event-bridge"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -129,6 +133,22 @@ def parse_command_line(argv: Sequence[str], runtime_api: str | None = None) -> C
     return CommandLine(mode, options, command)
 
 
+def lambda_command_line(argv: Sequence[str], runtime_api: str | None) -> CommandLine:
+    """``parse_command_line`` for lambda mode, without building a parser when the arguments
+    are plain (lambda mode has no options): no argparse help machinery on the Lambda path.
+
+    Anything else (``--help``, an option, a ``--`` inside the command) goes to argparse.
+    """
+    mode, rest = _choose_mode(list(argv), runtime_api)
+    if mode != "lambda":
+        return parse_command_line(argv, runtime_api)
+    if rest[:1] == ["--"]:
+        return CommandLine(mode, argparse.Namespace(command=[]), rest[1:])
+    if not rest or (not rest[0].startswith("-") and "--" not in rest):
+        return CommandLine(mode, argparse.Namespace(command=list(rest)), list(rest))
+    return parse_command_line(argv, runtime_api)
+
+
 def _dispatch(args: list[str]) -> int:
     runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if args and args[0] in ("-h", "--help"):
@@ -169,7 +189,7 @@ def _start_lambda(address: str, args: list[str]) -> int:
     from bridge import runtime
 
     try:
-        return _run(parse_command_line(args, address))
+        return _run(lambda_command_line(args, address))
     except UsageError as exc:
         runtime.fail_init(address, STARTUP_ERROR, [f"{PROG}: {exc}"])
     except ConfigurationError as exc:
@@ -181,6 +201,8 @@ def _start_lambda(address: str, args: list[str]) -> int:
 
 
 def _run(line: CommandLine) -> int:
+    if line.mode != "lambda":  # the runtime ends start-up itself, before its first request
+        startup.started()
     return MODES[line.mode].run(line.options, line.command)
 
 
@@ -347,6 +369,111 @@ def _consume_mode(options: argparse.Namespace, command: list[str]) -> int:
         ) from None
 
 
+def _backfill_mode(options: argparse.Namespace, command: list[str]) -> int:
+    from bridge import backfill
+    from bridge.storage import s3_client, sqs_client
+
+    settings, _ = _configure()
+    scope = _backfill_scope(options, settings)
+    if not scope.acts_on_creations:
+        log(
+            logging.getLogger("bridge.cli"),
+            logging.WARNING,
+            f"MATCH_EVENTS does not match {backfill.EVENT_NAME}: no object is backfilled",
+            match_events=scope.match_events.pattern if scope.match_events else None,
+        )
+    s3 = s3_client()
+    listing = backfill.objects_to_backfill(s3, scope)
+    if options.queue_url:
+        sqs = sqs_client()
+        try:
+            backfill.check_queue(sqs, options.queue_url)
+        except (BotoCoreError, ClientError) as exc:
+            queue = None if error_code(exc) in ACCESS_CODES else options.queue_url
+            problem = describe_aws_error(exc, queue_url=queue)
+            raise CommandFailed(f"backfill: {problem.message}", problem.exit_code) from None
+        summary = backfill.send_to_queue(
+            listing,
+            sqs,
+            options.queue_url,
+            region=s3.meta.region_name or "us-east-1",
+            dry_run=options.dry_run,
+        )
+    else:
+        summary = _write_manifest_file(listing, options.manifest, options.dry_run, scope)
+    report([f"{PROG} backfill: {line}" for line in summary.lines()], level=logging.INFO)
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def _backfill_scope(options: argparse.Namespace, settings: Settings) -> Scope:
+    """The scope of ``backfill``: the command line's, with the configuration's selection or,
+    with ``--pipeline``, the step's trigger and selection."""
+    from bridge.backfill import Scope, scope_for_step
+
+    extra = {"start_after": options.start_after, "version_ids": options.version_ids}
+    if options.pipeline is None:
+        if options.step is not None:
+            raise UsageError("backfill: --step needs --pipeline FILE")
+        if not options.bucket:
+            raise UsageError("backfill: --bucket is required (or --pipeline FILE --step NAME)")
+        return Scope(
+            options.bucket,
+            options.prefix or "",
+            match_key=settings.match_key,
+            match_events=settings.match_events,
+            **extra,
+        )
+    from bridge.pipeline.model import PipelineError, load_pipeline
+
+    if options.step is None:
+        raise UsageError("backfill: --pipeline needs --step NAME")
+    try:
+        step = load_pipeline(options.pipeline).step(options.step)
+    except PipelineError as exc:
+        raise UsageError(f"backfill: {exc.source}: {'; '.join(exc.problems)}") from None
+    except KeyError as exc:
+        raise UsageError(f"backfill: {exc.args[0]}") from None
+    if options.bucket and options.bucket != step.spec.on.bucket:
+        raise UsageError(
+            f"backfill: --bucket {options.bucket} is not step {step.name}'s bucket "
+            f"({step.spec.on.bucket})"
+        )
+    try:
+        return scope_for_step(step, options.prefix, **extra)
+    except ValueError as exc:
+        raise UsageError(f"backfill: {exc}") from None
+
+
+def _write_manifest_file(
+    listing: Listing, path: str, dry_run: bool, scope: Scope
+) -> BackfillSummary:
+    """The manifest to ``path`` (``-``: stdout), through a temporary file renamed when
+    complete: a listing that fails half way leaves no manifest that looks whole."""
+    from bridge.backfill import write_manifest
+
+    if dry_run:
+        return write_manifest(listing, None, destination=path, version_ids=scope.version_ids)
+    if path == "-":
+        return write_manifest(
+            listing, sys.stdout, destination="stdout", version_ids=scope.version_ids
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    partial = os.path.join(folder, f".{os.path.basename(path)}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8", newline="") as stream:
+            summary = write_manifest(
+                listing, stream, destination=path, version_ids=scope.version_ids
+            )
+        if summary.ok:
+            os.replace(partial, path)
+    except OSError as exc:
+        raise CommandFailed(f"backfill: cannot write the manifest {path}: {exc}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+    return summary
+
+
 def _lambda_mode(options: argparse.Namespace, command: list[str]) -> int:
     from bridge import runtime
 
@@ -503,6 +630,33 @@ def _name_value(text: str) -> tuple[str, str]:
     return name, value
 
 
+def _backfill_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bucket", help="the bucket to list (default with --pipeline: the step's)")
+    parser.add_argument("--prefix", help="list only under this prefix")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--queue-url", help="send each object's S3 notification to this queue")
+    where.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="write an S3 Batch Operations CSV manifest (bucket,key[,version id]); '-': stdout",
+    )
+    parser.add_argument(
+        "--start-after", metavar="KEY", help="resume: list only keys after KEY (the last key sent)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="count, send and write nothing")
+    parser.add_argument(
+        "--version-ids",
+        action="store_true",
+        help="list versions: the latest version id of each object (manifest column, versionId)",
+    )
+    parser.add_argument(
+        "--pipeline", metavar="FILE", help="select as the --step of this pipeline file does"
+    )
+    parser.add_argument(
+        "--step", metavar="NAME", help="the step: its bucket, notification filter and selection"
+    )
+
+
 MODES: dict[str, _Mode] = {
     "lambda": _Mode(
         "Lambda custom runtime: poll the Runtime API until stopped",
@@ -520,6 +674,12 @@ MODES: dict[str, _Mode] = {
     "consume": _Mode("standalone SQS consumer", _consume_mode, _consume_args, True),
     "plan": _Mode("dry run: show what a key would trigger", _plan_mode, _plan_args, False),
     "event": _Mode("print a sample Lambda event payload", _event_mode, _event_args, False),
+    "backfill": _Mode(
+        "feed existing objects to a queue (or a Batch Operations manifest)",
+        _backfill_mode,
+        _backfill_args,
+        False,
+    ),
     "pipeline": _Mode(
         "pipelines in one file: check, graph, env, up, render",
         _pipeline_mode,

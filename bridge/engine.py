@@ -23,9 +23,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge import signatures, workspace
+from bridge.follow import Follower
 from bridge.groups import ExecutionGroup
 from bridge.handler import KILL_GRACE_SECONDS, run_handler
 from bridge.jqfilter import FilterRuntimeError, FilterVerdict
+from bridge.lineage import is_reserved
+from bridge.lineage_store import LineageStore, Removal
 from bridge.logs import log
 from bridge.metrics import GroupMetrics, record_group
 from bridge.outcomes import PERMANENT_S3_ERRORS, GroupOutcome, Status, unusable_triggers
@@ -47,6 +50,7 @@ EVENTS_FILE_VAR = "BRIDGE_EVENTS_FILE"
 USER_ARGUMENTS_VAR = "BRIDGE_USER_ARGUMENTS"
 CHAIN_DEPTH_REASON = "chain depth limit reached"
 GONE_REASON = "gone since its event (404)"
+RESERVED_OUTPUT = "under the bridge's reserved prefix .s3-event-bridge/ (its lineage records)"
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class _Report:
     not_uploaded: dict[str, str] = field(default_factory=dict)
     filter: str | None = None
     depth: int | None = None
+    removal: Removal = field(default_factory=Removal)
     timings: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
@@ -175,6 +180,9 @@ class Engine:
         self.settings = settings
         self.command = tuple(command)
         self.storage = storage
+        self.follower = (
+            Follower(settings, LineageStore(storage.client)) if settings.records_lineage else None
+        )
 
     def run_group(
         self, group: ExecutionGroup, context: InvocationContext | None = None
@@ -209,7 +217,8 @@ class Engine:
         listing: tuple[ListedObject, ...] | None = None
         if not events_scope or settings.execution_filter is not None:
             with report.phase("list"):
-                listing = tuple(self.storage.list_objects(group.bucket, group.prefix))
+                listed = self.storage.list_objects(group.bucket, group.prefix)
+                listing = tuple(obj for obj in listed if not is_reserved(obj.key))
             report.listed = len(listing)
 
         verdict, error = None, None
@@ -271,10 +280,29 @@ class Engine:
     def _run(
         self, group: ExecutionGroup, context: InvocationContext, report: _Report
     ) -> GroupOutcome:
+        follower = self.follower
+        target = self.settings.target_for(group.bucket)
+        if follower is not None and follower.removals_only(group):
+            with report.phase("remove"), _s3_context("remove outputs in", target, group.prefix):
+                report.removal = follower.follow_removals(group, target)
+            return GroupOutcome(group, Status.SUCCEEDED, removed=report.removal.removed)
         with _s3_context("list", group.bucket, group.prefix):
             plan = self.decide(group, report)
         if plan.filter_error is not None:
             raise GroupFailure(f"FilterRuntimeError: {plan.filter_error}", permanent=True)
+        closing = (not plan.proceeds or not plan.pull.pull) and (
+            follower is not None and follower.closed_by_removal(group, plan.listing or ())
+        )
+        if closing:
+            assert follower is not None
+            with report.phase("remove"), _s3_context("remove outputs in", target, group.prefix):
+                report.removal = follower.clear_group(group, target)
+            status, why = (
+                (Status.SKIPPED, "execution filter returned false")
+                if not plan.proceeds
+                else (Status.SUCCEEDED, None)
+            )
+            return GroupOutcome(group, status, why, removed=report.removal.removed)
         if not plan.proceeds:
             return GroupOutcome(group, Status.SKIPPED, "execution filter returned false")
 
@@ -321,11 +349,22 @@ class Engine:
                 pushed = self._push(group, root, candidates, plan, chain.depth + 1)
             report.uploaded, report.unchanged = pushed.uploaded, pushed.unchanged
             report.bytes_out, report.not_uploaded = pushed.bytes_out, pushed.refused
+            if follower is not None:
+                with report.phase("lineage"), _s3_context("record lineage in", target, ""):
+                    report.removal = follower.record_run(
+                        group, target, pulled, root, candidates, pushed.etags
+                    )
         refused = {s.key: s.reason for s in plan.pull.skipped if s.warn}
         present = None if plan.listing is None else {o.key for o in plan.listing}
         gone = {key for key, why in report.skipped.items() if why == GONE_REASON}
         unusable = unusable_triggers(group.events, refused, present, gone)
-        return GroupOutcome(group, Status.SUCCEEDED, uploaded=report.uploaded, unusable=unusable)
+        return GroupOutcome(
+            group,
+            Status.SUCCEEDED,
+            uploaded=report.uploaded,
+            unusable=unusable,
+            removed=report.removal.removed,
+        )
 
     def _pull(
         self, plan: GroupPlan, root: Path, report: _Report
@@ -347,7 +386,13 @@ class Engine:
             log(logger, logging.WARNING, "object skipped", key=key, why=GONE_REASON)
             report.skipped[key] = GONE_REASON
         report.gone = len(fetched.missing)
-        pulled = tuple(item for item in plan.pull.pull if item.obj.key not in fetched.missing)
+        pulled = tuple(
+            replace(
+                item, obj=replace(item.obj, etag=fetched.etags.get(item.obj.key, item.obj.etag))
+            )
+            for item in plan.pull.pull
+            if item.obj.key not in fetched.missing
+        )
         report.pulled = len(pulled)
         report.bytes_in = sum((root / item.path).stat().st_size for item in pulled)
         return pulled, fetched.depths
@@ -385,8 +430,16 @@ class Engine:
         plan: GroupPlan,
         depth: int,
     ) -> PushResult:
+        reserved = {
+            path: RESERVED_OUTPUT
+            for path in candidates
+            if is_reserved(object_key(group.prefix, path))
+        }
+        for path in reserved:
+            log(logger, logging.WARNING, "output not uploaded", path=path, why=RESERVED_OUTPUT)
+        candidates = [path for path in candidates if path not in reserved]
         if not candidates:
-            return PushResult()
+            return PushResult(refused=reserved)
         target = plan.target_bucket
         existing: dict[str, str] = {}
         if self.settings.skip_unchanged:
@@ -403,7 +456,8 @@ class Engine:
             for path in candidates
         ]
         progress = Progress("push", len(uploads), _total_size(root, candidates), label=group.label)
-        return self.storage.push(target, root, uploads, progress)
+        pushed = self.storage.push(target, root, uploads, progress)
+        return replace(pushed, refused={**reserved, **pushed.refused}) if reserved else pushed
 
     def _stored_etags(self, plan: GroupPlan, candidates: Sequence[str]) -> dict[str, str]:
         """ETags already stored at the candidates' keys (docs/design.md §6, §2.1)."""
@@ -444,6 +498,10 @@ class Engine:
             fields["filter"] = report.filter
         if report.depth is not None:
             fields["depth"] = report.depth
+        if self.follower is not None:
+            fields["removed"] = len(report.removal.removed)
+            if report.removal.kept:
+                fields["kept"] = report.removal.kept
         fields["timings"] = report.timings
         level = logging.ERROR if outcome.status is Status.FAILED else logging.INFO
         log(logger, level, "group summary", **fields)
@@ -526,6 +584,7 @@ _IAM_ACTIONS = {
     "CreateMultipartUpload": "s3:PutObject",
     "UploadPart": "s3:PutObject",
     "CompleteMultipartUpload": "s3:PutObject",
+    "DeleteObject": "s3:DeleteObject",
 }
 
 

@@ -7,6 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bridge.events import ObjectEvent
+from bridge.lineage import is_reserved
+
+RESERVED_REASON = "the bridge's own lineage record (reserved prefix)"
 
 
 @dataclass(frozen=True)
@@ -43,12 +46,15 @@ def select_events(
 ) -> Selection:
     """Keep the events whose key matches ``match_key`` and name matches ``match_events``.
 
-    Both regexes use search semantics (unanchored); ``None`` matches everything.
+    Both regexes use search semantics (unanchored); ``None`` matches everything. Keys under
+    the bridge's reserved prefix (its lineage records) are never inputs.
     """
     kept: list[ObjectEvent] = []
     ignored: list[tuple[ObjectEvent, str]] = []
     for event in events:
-        if match_key is not None and not match_key.search(event.key):
+        if is_reserved(event.key):
+            ignored.append((event, RESERVED_REASON))
+        elif match_key is not None and not match_key.search(event.key):
             ignored.append((event, "key does not match MATCH_KEY"))
         elif match_events is not None and not match_events.search(event.event_name):
             ignored.append((event, "event name does not match MATCH_EVENTS"))
@@ -70,14 +76,20 @@ def group_prefix(key: str, pull_parent_dirs: int) -> str:
     return joined + "/" if joined else ""
 
 
-def group_events(events: Iterable[ObjectEvent], pull_parent_dirs: int) -> list[ExecutionGroup]:
-    """Group events by (bucket, prefix), in order of first appearance."""
-    buckets: dict[tuple[str, str], list[ObjectEvent]] = {}
+def group_events(
+    events: Iterable[ObjectEvent], pull_parent_dirs: int, *, per_object: bool = False
+) -> list[ExecutionGroup]:
+    """Group events by (bucket, prefix), in order of first appearance.
+
+    ``per_object``: one group per (bucket, key) instead, still with the key's group prefix,
+    so that every output of a run comes from exactly one input (lineage in events scope).
+    """
+    buckets: dict[tuple[str, str, str], list[ObjectEvent]] = {}
     for event in events:
-        buckets.setdefault((event.bucket, group_prefix(event.key, pull_parent_dirs)), []).append(
-            event
-        )
+        prefix = group_prefix(event.key, pull_parent_dirs)
+        identity = (event.bucket, prefix, event.key if per_object else "")
+        buckets.setdefault(identity, []).append(event)
     return [
         ExecutionGroup(bucket, prefix, tuple(members))
-        for (bucket, prefix), members in buckets.items()
+        for (bucket, prefix, _), members in buckets.items()
     ]

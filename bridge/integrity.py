@@ -127,6 +127,9 @@ class Expected:
     digest: bytes
     source: str  # where it came from, for error messages: "ChecksumCRC32", "ETag"
     part_sizes: tuple[int, ...] | None = None
+    # A CRC32 stated without its part count ("-N") and without a ChecksumType, as some
+    # servers answer HeadObject: it may be the composite or the whole object's CRC32.
+    whole_too: bool = False
 
     def new_hash(self) -> Hash:
         """A fresh hash of this algorithm (of the parts, then of their digests, if any)."""
@@ -134,9 +137,13 @@ class Expected:
             return PartsHash(HASHES[self.algorithm], self.part_sizes)
         return HASHES[self.algorithm]()
 
+    def new_segment_hash(self) -> Hash:
+        """A fresh hash of one segment cut by ``segment_lengths`` (no part bookkeeping)."""
+        return HASHES[self.algorithm]()
+
     def with_parts(self, part_sizes: Sequence[int]) -> Expected:
         """The same expectation over other part boundaries."""
-        return Expected(self.algorithm, self.digest, self.source, tuple(part_sizes))
+        return Expected(self.algorithm, self.digest, self.source, tuple(part_sizes), self.whole_too)
 
     def describe(self, digest: bytes) -> str:
         """Why ``digest`` does not match, in words."""
@@ -192,18 +199,126 @@ def expected_for_parts(fields: Mapping[str, Any], part_sizes: Sequence[int]) -> 
     for name in _CHECKSUM_FIELDS:
         value = fields.get(name)
         algorithm = name.removeprefix("Checksum")
-        if not isinstance(value, str) or not value.endswith(suffix) or algorithm not in HASHES:
+        if not isinstance(value, str) or algorithm not in HASHES:
+            continue
+        # Without "-N" nor a ChecksumType, only a CRC32 can be checked both ways.
+        suffixless = name == "ChecksumCRC32" and "-" not in value and "ChecksumType" not in fields
+        if not value.endswith(suffix) and not suffixless:
             continue
         try:
             digest = base64.b64decode(value.removesuffix(suffix), validate=True)
         except ValueError:
             continue
-        return Expected(algorithm, digest + suffix.encode("ascii"), name, sizes)
+        return Expected(algorithm, digest + suffix.encode("ascii"), name, sizes, suffixless)
     etag = str(fields.get("ETag", "")).strip('"')
     if etag.endswith(suffix) and etag_is_md5({**fields, "ETag": etag.removesuffix(suffix)}):
         digest = bytes.fromhex(etag.removesuffix(suffix)) + suffix.encode("ascii")
         return Expected("MD5", digest, "ETag", sizes)
     return None
+
+
+def segment_lengths(expected: Expected | None, size: int, largest: int) -> tuple[int, ...] | None:
+    """How to cut an object of ``size`` bytes into segments that can each be hashed alone
+    (by different threads, in any order) and still give the digest ``expected`` states.
+
+    A CRC32 combines (``crc32_combine``): segments of at most ``largest`` bytes, cut at the
+    part boundaries when there are parts. Other part-wise digests: one segment per part.
+    None when the digest can only be computed over the whole object in order (an MD5 or
+    SHA of the whole object). With no digest to check, plain segments of ``largest``.
+    """
+    if expected is None or expected.algorithm == "CRC32":
+        units = expected.part_sizes if expected is not None and expected.part_sizes else (size,)
+        return tuple(
+            min(largest, unit - start) for unit in units for start in range(0, unit, largest)
+        )
+    return expected.part_sizes
+
+
+def assemble(expected: Expected, lengths: Sequence[int], digests: Sequence[bytes]) -> bytes:
+    """The object's digest from its segments' (cut by ``segment_lengths``) digests, in order."""
+    if expected.algorithm == "CRC32":
+        crcs = [int.from_bytes(digest, "big") for digest in digests]
+        if expected.part_sizes is None:
+            return _combined(crcs, lengths).to_bytes(4, "big")
+        digest = _parts_digest(expected, _crc32_parts(expected.part_sizes, crcs, lengths))
+        if expected.whole_too and digest != expected.digest:
+            whole = _combined(crcs, lengths).to_bytes(4, "big") + digest[4:]  # same "-N"
+            if whole == expected.digest:
+                return whole
+        return digest
+    assert expected.part_sizes is not None and tuple(lengths) == expected.part_sizes
+    return _parts_digest(expected, list(digests))
+
+
+def _parts_digest(expected: Expected, part_digests: Sequence[bytes]) -> bytes:
+    whole = HASHES[expected.algorithm]()
+    whole.update(b"".join(part_digests))
+    return whole.digest() + f"-{len(part_digests)}".encode("ascii")
+
+
+def _crc32_parts(
+    part_sizes: Sequence[int], crcs: Sequence[int], lengths: Sequence[int]
+) -> list[bytes]:
+    """Each part's CRC32, from the CRC32s of the segments it was cut into."""
+    parts: list[bytes] = []
+    index = 0
+    for size in part_sizes:
+        taken: list[int] = []
+        covered = 0
+        while covered < size:
+            taken.append(index)
+            covered += lengths[index]
+            index += 1
+        parts.append(
+            _combined([crcs[i] for i in taken], [lengths[i] for i in taken]).to_bytes(4, "big")
+        )
+    return parts
+
+
+def _combined(crcs: Sequence[int], lengths: Sequence[int]) -> int:
+    total = crcs[0]
+    for crc, length in zip(crcs[1:], lengths[1:], strict=True):
+        total = crc32_combine(total, crc, length)
+    return total
+
+
+# _ZEROS[k] appends 2**k zero bytes to a CRC32's input, as a 32x32 matrix over GF(2) (the
+# image of each bit); built on first use, one squaring per power.
+_ZEROS: list[list[int]] = []
+
+
+def _gf2_times(matrix: Sequence[int], vector: int) -> int:
+    result, bit = 0, 0
+    while vector:
+        if vector & 1:
+            result ^= matrix[bit]
+        vector >>= 1
+        bit += 1
+    return result
+
+
+def _zeros_operator(power: int) -> list[int]:
+    if not _ZEROS:
+        operator = [0xEDB88320] + [1 << n for n in range(31)]  # one zero bit
+        for _ in range(3):  # 2, 4, then 8 bits: one zero byte
+            operator = [_gf2_times(operator, column) for column in operator]
+        _ZEROS.append(operator)
+    while len(_ZEROS) <= power:
+        last = _ZEROS[-1]
+        _ZEROS.append([_gf2_times(last, column) for column in last])
+    return _ZEROS[power]
+
+
+def crc32_combine(first: int, second: int, second_length: int) -> int:
+    """The CRC32 (zlib's) of A followed by B, from ``crc32(A)``, ``crc32(B)`` and ``len(B)``
+    (zlib's ``crc32_combine``, which Python does not expose)."""
+    power = 0
+    while second_length:
+        if second_length & 1:
+            first = _gf2_times(_zeros_operator(power), first)
+        second_length >>= 1
+        power += 1
+    return first ^ second
 
 
 def etag_is_md5(fields: Mapping[str, Any]) -> bool:

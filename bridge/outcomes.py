@@ -49,6 +49,7 @@ class GroupOutcome:
     uploaded: tuple[str, ...] = ()
     permanent: bool = False
     unusable: tuple[tuple[str, str], ...] = ()
+    removed: tuple[str, ...] = ()  # outputs removed because their input is gone
 
     @property
     def ok(self) -> bool:

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Protocol
 
-from bridge import errors
+from bridge import errors, startup
 from bridge.app import Answer, App, load_configuration, start_observability
 from bridge.engine import Deadline, InvocationContext
 from bridge.events import PayloadError, decode_json
@@ -213,6 +213,7 @@ def serve(
         ]
     except Exception as exc:
         raise StartupError(f"cannot prepare the engine: {type(exc).__name__}: {exc}") from exc
+    startup.started()
     stop = StopSignal()
     with stop.on_signal(signal.SIGTERM):
         log(

@@ -15,12 +15,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainValidator, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bridge.hints import event_name_hint, glob_as_regex, glob_hint, looks_like_glob, near_miss
 from bridge.jqfilter import ExecutionFilter, FilterCompileError
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# STEP_NAME is a part of S3 keys (the lineage records): short, and plain.
+STEP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 LAMBDA_FUNCTION_VAR = "AWS_LAMBDA_FUNCTION_NAME"  # set by Lambda in every execution environment
 # Set by Lambda from the function's application log level (JSON log format only).
 LAMBDA_LOG_LEVEL_VAR = "AWS_LAMBDA_LOG_LEVEL"
@@ -98,7 +105,11 @@ class Settings(BaseSettings):
     """The bridge's configuration; field ``x`` is read from environment variable ``X``."""
 
     # An empty variable counts as unset, as most shells and Lambda consoles treat it.
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
+    # defer_build: the validators are built on first use, not when a module imports this one
+    # for its names (VARIABLES); the start-up of every mode pays for them once.
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", env_ignore_empty=True, defer_build=True
+    )
 
     match_key: Regex = None
     match_events: Regex = None
@@ -122,6 +133,10 @@ class Settings(BaseSettings):
     group_concurrency: int = Field(default=1, ge=1, le=100)
     skip_unchanged: bool = True
     max_chain_depth: int = Field(default=16, ge=0)
+    on_delete: Literal["keep", "remove-outputs"] = "keep"
+    # Unset: on exactly when ON_DELETE=remove-outputs, which needs the records.
+    lineage: Literal["on", "off"] | None = None
+    step_name: Annotated[str, Field(pattern=STEP_NAME_PATTERN)] = "default"
     log_format: Literal["text", "json"] = Field(
         default_factory=lambda: (
             "json" if os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON" else "text"
@@ -136,6 +151,18 @@ class Settings(BaseSettings):
     metrics: Literal["emf", "off"] = Field(
         default_factory=lambda: "emf" if os.environ.get(LAMBDA_FUNCTION_VAR) else "off"
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then environment variables: no dotenv file, no secrets folder."""
+        return init_settings, env_settings
 
     @field_validator("execution_filter_file")
     @classmethod
@@ -163,15 +190,35 @@ class Settings(BaseSettings):
             return _compile_filter(text, variable="execution_filter_file")
         return None
 
+    @field_validator("lineage")
+    @classmethod
+    def _lineage_for_removal(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value == "off" and info.data.get("on_delete") == "remove-outputs":
+            raise ValueError(
+                "cannot be off with ON_DELETE=remove-outputs: removing outputs needs the "
+                "records of which input made them"
+            )
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", "pull_scope", "metrics", mode="before")
+    @field_validator("log_format", "pull_scope", "metrics", "on_delete", "lineage", mode="before")
     @classmethod
     def _lower_format(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @property
+    def records_lineage(self) -> bool:
+        """Lineage records are written (``LINEAGE``, on by default with remove-outputs)."""
+        return self.lineage == "on" or (self.lineage is None and self.removes_outputs)
+
+    @property
+    def removes_outputs(self) -> bool:
+        """``ON_DELETE=remove-outputs``: outputs follow their inputs' deletion."""
+        return self.on_delete == "remove-outputs"
 
     def target_for(self, source_bucket: str) -> str:
         """The bucket receiving the outputs of a group from ``source_bucket``."""
@@ -204,6 +251,9 @@ UNSET_MEANING = {
     "LOG_FORMAT": "text (json when AWS_LAMBDA_LOG_FORMAT=JSON)",
     "LOG_LEVEL": "INFO (under Lambda with JSON logs: the function's application log level)",
     "METRICS": "emf under Lambda (AWS_LAMBDA_FUNCTION_NAME set), else off",
+    "ON_DELETE": "keep: outputs stay when their input is deleted",
+    "LINEAGE": "on with ON_DELETE=remove-outputs, else off: no lineage records written",
+    "STEP_NAME": "default: lineage records are filed under the step name 'default'",
 }
 
 
@@ -245,6 +295,16 @@ def configuration_warnings(settings: Settings, environ: Mapping[str, str]) -> li
         hint = event_name_hint(settings.match_events.pattern)
         if hint is not None:
             warnings.append(hint)
+    removal = "ObjectRemoved:Delete"
+    if (
+        settings.removes_outputs
+        and settings.match_events is not None
+        and not settings.match_events.search(removal)
+    ):
+        warnings.append(
+            f"ON_DELETE=remove-outputs, but MATCH_EVENTS {settings.match_events.pattern!r} "
+            f"does not match {removal}: deletions are ignored and their outputs stay"
+        )
     patterns = [("MATCH_KEY", settings.match_key)] if settings.match_key is not None else []
     patterns += [("PULL_MATCH_KEYS", pattern) for pattern in settings.pull_match_keys]
     for variable, pattern in patterns:

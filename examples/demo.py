@@ -8,7 +8,12 @@
    it creates the buckets, a queue and a DLQ per step and the notifications, uploads the
    seed, runs each step's `consume` workers and exits once every queue is empty;
 3. print a summary (top words, thumbnails, tenants' outputs, and per step the objects
-   listed and pulled and the phase timings, taken from the workers' group summary lines).
+   listed and pulled and the phase timings, taken from the workers' group summary lines);
+4. outputs follow inputs, in word count: a job already in the bucket before the pipeline
+   (`archive`) is processed by `pipeline up --backfill`; then one text is removed from
+   the demo job (its manifest replaced first), `pipeline up --until-idle` runs again, and
+   the text's counts are gone and the job's result is recomputed without it;
+   `pipeline status` then finds nothing unprocessed and nothing orphaned.
 
 The word-count map, the thumbnails and the tenants step run with PULL_SCOPE=events (they
 list nothing and pull only the new object); the reduce runs in prefix scope (it needs the
@@ -46,6 +51,8 @@ WORDCOUNT_BUCKET, UPLOADS_BUCKET, PROCESSED_BUCKET, TENANTS_BUCKET = (
     "tenants",
 )
 JOB = "jobs/demo/"
+ARCHIVE = "jobs/archive/"  # in the bucket before the pipeline: processed by --backfill
+REMOVED_TEXT = "sonnet18.txt"  # removed from the demo job afterwards
 TIMEOUT = 150.0
 REGION = FAKE_AWS_ENV["AWS_REGION"]
 # Each tenant's uploads: tenant-N/raw/<file>.csv -> tenant-N/silver/<file>.json.
@@ -87,7 +94,8 @@ class Run:
     """One example pipeline run by `pipeline up`: its file, seed, process and logs."""
 
     name: str
-    seed: Callable[[Path], None]
+    seed: Callable[[Path], None] | None
+    options: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     output: Path | None = None
     logs: Path | None = None
@@ -98,19 +106,110 @@ class Run:
 
     def start(self, endpoint: str, work: Path) -> None:
         """`s3-event-bridge pipeline up` on the shared local server, logs as JSON lines."""
-        seed = work / "seed" / self.name
-        self.seed(seed)
         self.logs = work / "logs" / self.name
         self.output = work / f"{self.name}.out"
-        env = {k: v for k, v in os.environ.items() if k not in LEAKY_VARIABLES}
-        env.update(FAKE_AWS_ENV, AWS_ENDPOINT_URL=endpoint)
-        command = [sys.executable, "-m", "bridge.cli", "pipeline", "up", str(self.file)]
-        command += ["--seed", str(seed), "--until-idle", "--timeout", str(TIMEOUT)]
+        command = [*bridge(), "pipeline", "up", str(self.file), *self.options]
+        if self.seed is not None:
+            seed = work / "seed" / self.name
+            self.seed(seed)
+            command += ["--seed", str(seed)]
+        command += ["--until-idle", "--timeout", str(TIMEOUT)]
         command += ["--logs", str(self.logs), "--log-format", "json"]
         with self.output.open("wb") as output:
             self.process = subprocess.Popen(
-                command, env=env, stdout=output, stderr=subprocess.STDOUT
+                command, env=local_env(endpoint), stdout=output, stderr=subprocess.STDOUT
             )
+
+    def wait(self) -> int:
+        """Its exit status; on failure, the last lines of its output are printed."""
+        assert self.process is not None and self.output is not None
+        status = self.process.wait()
+        print(f"  {self.name}: exit {status}")
+        if status != 0:
+            lines = self.output.read_text(errors="replace").splitlines()
+            print(f"\nFAILED: pipeline {self.name}; its output (last lines):")
+            print("\n".join(lines[-20:]))
+        return status
+
+
+def bridge() -> list[str]:
+    return [sys.executable, "-m", "bridge.cli"]
+
+
+def local_env(endpoint: str) -> dict[str, str]:
+    """This environment without the bridge's own variables, on the local server."""
+    env = {k: v for k, v in os.environ.items() if k not in LEAKY_VARIABLES}
+    env.update(FAKE_AWS_ENV, AWS_ENDPOINT_URL=endpoint)
+    return env
+
+
+def put_archive_job(s3: Any) -> None:
+    """A job already in the bucket before the pipeline exists: no event will ever say so."""
+    s3.create_bucket(Bucket=WORDCOUNT_BUCKET)
+    texts = sorted((DATA / "texts").glob("*.txt"))[:2]
+    manifest = {"inputs": [t.name for t in texts]}
+    s3.put_object(
+        Bucket=WORDCOUNT_BUCKET,
+        Key=f"{ARCHIVE}manifest-{len(texts)}.json",
+        Body=json.dumps(manifest).encode(),
+    )
+    for text in texts:
+        s3.put_object(
+            Bucket=WORDCOUNT_BUCKET, Key=f"{ARCHIVE}input/{text.name}", Body=text.read_bytes()
+        )
+
+
+def total_of(s3: Any, job: str) -> dict[str, Any]:
+    body = s3.get_object(Bucket=WORDCOUNT_BUCKET, Key=f"{job}result/total.json")["Body"].read()
+    result: dict[str, Any] = json.loads(body)
+    return result
+
+
+def follow_a_deletion(s3: Any, endpoint: str, work: Path) -> bool:
+    """Remove a text from the demo job; the pipeline removes what it derived from it."""
+    archive = total_of(s3, ARCHIVE)
+    print(
+        f"\nbackfill: job archive was in the bucket before the pipeline; `pipeline up "
+        f"--backfill` counted its {len(archive['inputs'])} texts: {archive['total_words']} words"
+    )
+    texts = sorted(p.name for p in (DATA / "texts").glob("*.txt"))
+    kept = [name for name in texts if name != REMOVED_TEXT]
+    # The producer's side: the manifest first (it is no trigger), then the text itself.
+    s3.delete_object(Bucket=WORDCOUNT_BUCKET, Key=f"{JOB}manifest-{len(texts)}.json")
+    s3.put_object(
+        Bucket=WORDCOUNT_BUCKET,
+        Key=f"{JOB}manifest-{len(kept)}.json",
+        Body=json.dumps({"inputs": kept}).encode(),
+    )
+    s3.delete_object(Bucket=WORDCOUNT_BUCKET, Key=f"{JOB}input/{REMOVED_TEXT}")
+    print(f"deletion: {JOB}input/{REMOVED_TEXT} removed (manifest now lists {len(kept)} texts)")
+    run = Run("wordcount", None)
+    (work / "after-deletion").mkdir()
+    run.start(endpoint, work / "after-deletion")
+    if run.wait() != 0:
+        return False
+    counts = f"{JOB}counts/{Path(REMOVED_TEXT).stem}.json"
+    listed = s3.list_objects_v2(Bucket=WORDCOUNT_BUCKET, Prefix=counts).get("KeyCount", 0)
+    total = total_of(s3, JOB)
+    print(
+        f"  map removed {counts}: {'yes' if listed == 0 else 'NO'}; reduce recomputed "
+        f"result/total.json over {len(total['inputs'])} texts: {total['total_words']} words"
+    )
+    if listed != 0 or total["inputs"] != kept:
+        print("FAILED: the deletion did not travel through the pipeline")
+        return False
+    status = subprocess.run(
+        [*bridge(), "pipeline", "status", str(run.file)],
+        env=local_env(endpoint),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(f"\npipeline status {run.file.relative_to(HERE.parent)} (exit {status.returncode}):")
+    print("\n".join(f"  {line}" for line in status.stdout.splitlines()))
+    if status.returncode != 0:
+        print(status.stderr)
+    return status.returncode == 0
 
 
 def group_summaries(log: Path) -> list[dict[str, Any]]:
@@ -195,32 +294,12 @@ def main() -> int:
     """Run the demo; exit status 0 when every pipeline went idle with nothing failed."""
     started = time.monotonic()
     runs = [
-        Run("wordcount", seed_wordcount),
+        Run("wordcount", seed_wordcount, ("--backfill",)),
         Run("thumbnails", seed_thumbnails),
         Run("tenants", seed_tenants),
     ]
     with MotoServer() as server, tempfile.TemporaryDirectory(prefix="bridge-demo-") as work:
         print(f"local S3 + SQS (moto server) at {server.endpoint}")
-        for run in runs:
-            run.start(server.endpoint, Path(work))
-        print(
-            "running: "
-            + ", ".join(f"pipeline up {run.file.relative_to(HERE.parent)}" for run in runs)
-        )
-        failed = []
-        for run in runs:
-            assert run.process is not None and run.output is not None
-            status = run.process.wait()
-            print(f"  {run.name}: exit {status}")
-            if status != 0:
-                failed.append(run)
-        if failed:
-            for run in failed:
-                assert run.output is not None
-                lines = run.output.read_text(errors="replace").splitlines()
-                print(f"\nFAILED: pipeline {run.name}; its output (last lines):")
-                print("\n".join(lines[-20:]))
-            return 1
         s3 = boto3.client(
             "s3",
             endpoint_url=server.endpoint,
@@ -228,8 +307,20 @@ def main() -> int:
             aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
         )
+        put_archive_job(s3)
+        for run in runs:
+            run.start(server.endpoint, Path(work))
+        print(
+            "running: "
+            + ", ".join(f"pipeline up {run.file.relative_to(HERE.parent)}" for run in runs)
+        )
+        statuses = [run.wait() for run in runs]
+        if any(statuses):
+            return 1
         print_results(s3)
         print_timings(runs)
+        if not follow_a_deletion(s3, server.endpoint, Path(work)):
+            return 1
     print(f"\ndemo succeeded in {time.monotonic() - started:.1f} s")
     return 0
 

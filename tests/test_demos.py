@@ -48,11 +48,12 @@ def test_make_demo_pipeline_succeeds() -> None:
     assert set(rows) == {"wordcount-map", "wordcount-reduce", "thumbnails", "tenants"}, (
         result.stdout
     )
-    for step in ("wordcount-map", "thumbnails", "tenants"):
+    # The map pulls the demo job's 3 texts and the 2 the backfill fed it.
+    for step, pulled in (("wordcount-map", "5"), ("thumbnails", "3"), ("tenants", "3")):
         assert (rows[step]["scope"], rows[step]["listed"], rows[step]["pulled"]) == (
             "events",
             "0",
-            "3",
+            pulled,
         ), rows[step][0]
     assert rows["wordcount-reduce"]["scope"] == "prefix"
     assert int(rows["wordcount-reduce"]["listed"]) > 0
@@ -66,3 +67,10 @@ def test_invoke_demo_succeeds() -> None:
         result.stdout
     )
     assert "demo succeeded" in result.stdout
+    # Outputs follow inputs: a job there before the pipeline, then a deletion.
+    assert "`pipeline up --backfill` counted its 2 texts" in result.stdout
+    assert (
+        "map removed jobs/demo/counts/sonnet18.json: yes; reduce recomputed "
+        "result/total.json over 2 texts" in result.stdout
+    )
+    assert "pipeline status examples/wordcount/pipeline.yaml (exit 0)" in result.stdout

@@ -34,6 +34,7 @@ import pytest
 
 from bridge.samples import sample_payload
 from tests.conftest import REPO, MotoServer
+from tests.image.dockerfiles import expand, global_args
 from tests.runtime_api import FakeRuntimeApi
 
 NOBODY = 65534
@@ -73,8 +74,10 @@ class Dockerfile:
 
 
 def parse_dockerfile(path: Path) -> Dockerfile:
-    """A small parser: enough for FROM, COPY, ENTRYPOINT, CMD, USER, ENV and WORKDIR."""
+    """A small parser: enough for FROM (with the global ARGs' defaults), COPY, ENTRYPOINT,
+    CMD, USER, ENV and WORKDIR."""
     text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    args = global_args(text)
     bases, copied, users = [], [], []
     entrypoint: list[str] = []
     has_cmd, workdir = False, "/"
@@ -86,7 +89,7 @@ def parse_dockerfile(path: Path) -> Dockerfile:
         instruction, _, rest = line.partition(" ")
         instruction = instruction.upper()
         if instruction == "FROM":
-            bases.append(rest.split()[0])
+            bases.append(expand(rest.split()[0], args))
             env, entrypoint, has_cmd, workdir = {}, [], False, "/"  # a new stage
         elif instruction == "COPY" and "--from" not in rest:
             copied += shlex.split(rest)[:-1]

@@ -26,6 +26,7 @@ PURE = (
     "batch",
     "hints",
     "integrity",
+    "lineage",
 )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-import bridge.storage
+import bridge.push
 from bridge.engine import Engine
 from bridge.events import ObjectEvent
 from bridge.groups import ExecutionGroup
@@ -91,7 +91,7 @@ def test_an_output_swapped_once_opened_is_uploaded_from_the_opened_file(
     (root / "out.bin").write_bytes(pattern(size, seed=1))
     secret = tmp_path / "secret"
     secret.write_bytes(pattern(size, seed=2))  # same size: nothing but the content differs
-    opened = bridge.storage.open_beneath
+    opened = bridge.push.open_beneath
 
     def open_then_swap(folder: Path, relative: str) -> int:
         fd = opened(folder, relative)
@@ -99,7 +99,7 @@ def test_an_output_swapped_once_opened_is_uploaded_from_the_opened_file(
         (folder / relative).symlink_to(secret)
         return fd
 
-    monkeypatch.setattr(bridge.storage, "open_beneath", open_then_swap)
+    monkeypatch.setattr(bridge.push, "open_beneath", open_then_swap)
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
     s3.create_bucket(Bucket="bkt")
 

@@ -87,6 +87,48 @@ def test_step_problems_come_from_the_settings_model_all_at_once(tmp_path: Path) 
     )
 
 
+def test_a_shape_error_in_one_step_does_not_hide_another_steps_problems(tmp_path: Path) -> None:
+    text = """\
+pipeline: twosteps
+buckets: [data]
+steps:
+  - name: map
+    run: python map.py
+    on: {bucket: data}
+    pull: {parent_dirs: x}
+  - name: reduce
+    run: python reduce.py
+    on: {bucket: data, key: '^jobs/[a-'}
+"""
+    found = problems(tmp_path, text)
+    assert any(
+        p.startswith("steps[0].pull.parent_dirs: Input should be a valid integer") for p in found
+    )
+    assert (
+        "steps[1].on.key: invalid regular expression: unterminated character set at position 6"
+        in found
+    )
+
+
+def test_remove_outputs_needs_the_removal_events(tmp_path: Path) -> None:
+    text = """\
+pipeline: deletions
+buckets: [data]
+steps:
+  - name: map
+    run: python map.py
+    on: {bucket: data, events: '^ObjectCreated:'}
+    on_delete: remove-outputs
+"""
+    (problem,) = problems(tmp_path, text)
+    assert problem.startswith("steps[0].on_delete: remove-outputs needs on.events to match")
+    step = load_pipeline(write(tmp_path, text.replace(", events: '^ObjectCreated:'", ""))).steps[0]
+    assert step.variables["ON_DELETE"] == "remove-outputs"
+    assert (step.variables["LINEAGE"], step.variables["STEP_NAME"]) == ("on", "map")
+    assert "ObjectRemoved:Delete" in step.notification_events
+    assert "ObjectRemoved:DeleteMarkerCreated" in step.notification_events
+
+
 def test_yaml_keeps_on_as_a_key_and_rejects_duplicate_keys(tmp_path: Path) -> None:
     """YAML 1.1 reads a bare `on` as the boolean true; the file format needs it as a key."""
     path = write(

@@ -94,12 +94,13 @@ def test_wordcount_steps_get_exactly_what_they_need(capsys: pytest.CaptureFixtur
     bucket = "${WordcountDataBucketName}"
     objects = f"{bucket}/*"
     # Reduce, prefix scope: list the group prefix; same bucket in and out, so the listing
-    # also gives SKIP_UNCHANGED its ETags.
+    # also gives SKIP_UNCHANGED its ETags. Both remove outputs (and lineage records).
     expected = {
         ("s3:GetObject", objects),
         ("s3:ListBucket", bucket),
         ("s3:PutObject", objects),
         ("s3:AbortMultipartUpload", objects),
+        ("s3:DeleteObject", objects),
     }
     assert s3_grants(template, "Reduce") == expected
     # Map, events scope without a filter: no listing at all (GetObject also covers the
@@ -116,7 +117,7 @@ def test_wordcount_steps_get_exactly_what_they_need(capsys: pytest.CaptureFixtur
         logs = [s for s in statements if s["Sid"] == "WriteLogs"]
         assert logs[0]["Resource"] == {"Fn::GetAtt": [f"{part}LogGroup", "Arn"]}
         # the S3 actions (no ListBucket for the map), the queue, the logs: nothing else
-        assert len(statements) == (5 if part == "Map" else 6)
+        assert len(statements) == (6 if part == "Map" else 7)
 
 
 def test_sam_wires_queue_dlq_notification_and_policy(capsys: pytest.CaptureFixture[str]) -> None:
@@ -149,31 +150,19 @@ def test_sam_wires_queue_dlq_notification_and_policy(capsys: pytest.CaptureFixtu
     bucket = resources["WordcountDataBucket"]
     assert set(bucket["DependsOn"]) == {"MapQueuePolicy", "ReduceQueuePolicy"}
     notifications = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    # Both steps remove outputs: each gets its removals as well as its creations.
+    rules = {
+        "Map": [{"Name": "prefix", "Value": "jobs/"}, {"Name": "suffix", "Value": ".txt"}],
+        "Reduce": [{"Name": "prefix", "Value": "jobs/"}, {"Name": "suffix", "Value": ".json"}],
+    }
     assert notifications == [
         {
-            "Event": "s3:ObjectCreated:*",
-            "Queue": {"Fn::GetAtt": ["MapQueue", "Arn"]},
-            "Filter": {
-                "S3Key": {
-                    "Rules": [
-                        {"Name": "prefix", "Value": "jobs/"},
-                        {"Name": "suffix", "Value": ".txt"},
-                    ]
-                }
-            },
-        },
-        {
-            "Event": "s3:ObjectCreated:*",
-            "Queue": {"Fn::GetAtt": ["ReduceQueue", "Arn"]},
-            "Filter": {
-                "S3Key": {
-                    "Rules": [
-                        {"Name": "prefix", "Value": "jobs/"},
-                        {"Name": "suffix", "Value": ".json"},
-                    ]
-                }
-            },
-        },
+            "Event": event,
+            "Queue": {"Fn::GetAtt": [f"{step}Queue", "Arn"]},
+            "Filter": {"S3Key": {"Rules": rules[step]}},
+        }
+        for step in ("Map", "Reduce")
+        for event in ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
     ]
 
 
@@ -231,8 +220,26 @@ def test_sam_wires_queue_dlq_notification_and_policy(capsys: pytest.CaptureFixtu
                 ("s3:GetObject", "elsewhere/*"),
             },
         ),
+        # remove-outputs: read records and ETags, delete outputs and records, on the target.
+        (
+            {"pull": {"scope": "events"}, "to": "outbox", "on_delete": "remove-outputs"},
+            {
+                ("s3:GetObject", "${InboxBucketName}/*"),
+                ("s3:PutObject", "${OutboxBucketName}/*"),
+                ("s3:AbortMultipartUpload", "${OutboxBucketName}/*"),
+                ("s3:GetObject", "${OutboxBucketName}/*"),
+                ("s3:DeleteObject", "${OutboxBucketName}/*"),
+            },
+        ),
     ],
-    ids=["events", "events-no-skip", "events-filter", "prefix-other-target", "outside-target"],
+    ids=[
+        "events",
+        "events-no-skip",
+        "events-filter",
+        "prefix-other-target",
+        "outside-target",
+        "remove-outputs",
+    ],
 )
 def test_roles_follow_scope_filter_target_and_skip_unchanged(
     tmp_path: Path, fields: dict[str, Any], expected: set[tuple[str, str]]

@@ -14,6 +14,7 @@ import pytest
 
 from bridge.cli import main
 from tests.conftest import EXAMPLES, MotoServer, bridge_command, subprocess_env
+from tests.helpers import put, versioned_bucket, versions
 
 WORDCOUNT = EXAMPLES / "wordcount" / "pipeline.yaml"
 TEXTS = EXAMPLES / "demo_data" / "texts"
@@ -209,3 +210,45 @@ def test_a_second_stop_request_stops_running_handlers(aws: MotoServer, tmp_path:
             process.kill()
     assert "pipeline up: stop requested again: stopping running handlers" in rest
     assert "forced stop: stopping running handlers" in rest
+
+
+def triggered(counter: Path) -> list[str]:
+    """The keys that triggered the runs recorded by the copier (``COUNTER_FILE``)."""
+    runs = [json.loads(line) for line in counter.read_text().splitlines()]
+    return sorted(key for run in runs for key in run)
+
+
+def test_up_backfill_feeds_inputs_already_there_once_and_a_rerun_changes_nothing(
+    aws: MotoServer, s3: Any, tmp_path: Path
+) -> None:
+    """A bucket kept from a previous run: --backfill processes what it holds; seeded files
+    are fed by their own uploads only; running it again re-runs the handler and uploads
+    nothing new (SKIP_UNCHANGED)."""
+    counter = tmp_path / "runs.jsonl"
+    copier = Path(__file__).parent / "handlers" / "copier.py"
+    (tmp_path / "pipeline.yaml").write_text(
+        "pipeline: refill\nbuckets: [inbox, outbox]\nsteps:\n"
+        f"  - name: copy\n    run: python {copier}\n"
+        "    on: {bucket: inbox, suffix: .txt}\n    to: outbox\n    pull: {scope: events}\n"
+        f"    env: {{COUNTER_FILE: '{counter}'}}\n"
+    )
+    s3.create_bucket(Bucket="inbox")
+    versioned_bucket(s3, "outbox")
+    for key in ("old/a.txt", "old/b.txt", "old/", "old/c.bin"):
+        put(s3, "inbox", key, f"kept {key}")
+    (tmp_path / "seed" / "inbox" / "new").mkdir(parents=True)
+    (tmp_path / "seed" / "inbox" / "new" / "d.txt").write_text("seeded")
+    pipeline_file = str(tmp_path / "pipeline.yaml")
+    first = up(pipeline_file, "--backfill", "--seed", str(tmp_path / "seed"), "--until-idle")
+    assert first.returncode == 0, first.stderr
+    assert "pipeline up: backfill copy: 2 objects, 2 messages to " in first.stderr
+    inputs = ["new/d.txt", "old/a.txt", "old/b.txt"]
+    assert triggered(counter) == inputs  # each once: the seeded one by its upload only
+    outputs = ["new/out/d.txt", "old/out/a.txt", "old/out/b.txt"]
+    assert [len(versions(s3, "outbox", key)) for key in outputs] == [1, 1, 1]
+
+    again = up(pipeline_file, "--backfill", "--until-idle")
+    assert again.returncode == 0, again.stderr
+    assert "pipeline up: backfill copy: 3 objects, 3 messages to " in again.stderr
+    assert triggered(counter) == sorted(inputs * 2)  # every input ran again ...
+    assert [len(versions(s3, "outbox", key)) for key in outputs] == [1, 1, 1]  # ... to no effect

@@ -1,4 +1,4 @@
-"""The parts of s3transfer the bridge relies on (bridge/multipart.py, bridge/storage.py).
+"""The parts of s3transfer the bridge relies on (bridge/multipart.py, bridge/pull.py).
 
 s3transfer says its API is not GA and may change between minor versions: pyproject.toml pins
 the minor version, and each test below names the API it checks, so an upgrade that changes

@@ -17,6 +17,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+import bridge.pull
 from bridge.events import ObjectEvent
 from bridge.groups import ExecutionGroup
 from bridge.outcomes import Status
@@ -126,7 +127,7 @@ def test_small_pull_records_the_chain_depth_from_get_object(bucket: Any, tmp_pat
 
 def test_large_pull_uses_ranged_gets_pinned_to_the_listed_etag(bucket: Any, tmp_path: Path) -> None:
     """A multipart-sized object is fetched in ranges, each with If-Match on the listed ETag,
-    and verified against its (MD5) ETag without any HeadObject."""
+    and verified against the checksum one HeadObject states (its full-object CRC32)."""
     body = pattern(LARGE)
     bucket.put_object(Bucket="bkt", Key="big.bin", Body=body)
     storage, calls = counting_storage()
@@ -140,8 +141,46 @@ def test_large_pull_uses_ranged_gets_pinned_to_the_listed_etag(bucket: Any, tmp_
     result = storage.pull("bkt", plan_pull(listing, "", ()).pull, tmp_path)
 
     assert (tmp_path / "big.bin").read_bytes() == body
-    assert calls["HeadObject"] == 0 and calls["GetObject"] >= 2
+    assert calls["HeadObject"] == 1 and calls["GetObject"] >= 2
     assert set(conditions) == {f'"{listing[0].etag}"'}
+    assert result.unverified == ()
+
+
+@pytest.fixture
+def no_reading_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any pull that would hash a file by reading it (afterwards or behind the writes)."""
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the pulled file was read back to be hashed")
+
+    monkeypatch.setattr(bridge.pull, "hash_back", refuse)
+    monkeypatch.setattr(bridge.pull, "HashingFile", refuse)
+
+
+def test_a_large_object_with_a_crc32_is_hashed_as_written_never_read_back(
+    bucket: Any, tmp_path: Path, no_reading_back: None
+) -> None:
+    body = pattern(3 * MULTIPART_THRESHOLD + 5, seed=31)
+    bucket.put_object(Bucket="bkt", Key="big.bin", Body=body, ChecksumAlgorithm="CRC32")
+    storage, calls = counting_storage()
+
+    result = pull_all(storage, tmp_path)
+
+    assert (tmp_path / "big.bin").read_bytes() == body
+    assert result.unverified == ()
+    assert calls["GetObject"] == 4  # segments of at most 8 MiB
+
+
+def test_a_multipart_object_is_hashed_part_by_part_as_written_never_read_back(
+    bucket: Any, aws: MotoServer, tmp_path: Path, no_reading_back: None
+) -> None:
+    body = pattern(12 * MiB, seed=32)
+    multipart_upload(bare_client(aws.endpoint), "obj", body, [6 * MiB])  # ETag only: MD5s
+    storage, _ = counting_storage()
+
+    result = pull_all(storage, tmp_path)
+
+    assert (tmp_path / "obj").read_bytes() == body
     assert result.unverified == ()
 
 
@@ -212,15 +251,20 @@ def full_object_upload(client: Any, key: str, body: bytes) -> None:
     )  # fmt: skip
 
 
-def test_a_truncated_body_is_fetched_again(bucket: Any, flipping: Any, tmp_path: Path) -> None:
-    bucket.put_object(Bucket="bkt", Key="obj", Body=pattern(50_000))
+@pytest.mark.parametrize(("size", "gets"), [(50_000, 1), (LARGE, 2)], ids=["small", "large"])
+def test_a_truncated_body_is_fetched_again(
+    bucket: Any, flipping: Any, tmp_path: Path, size: int, gets: int
+) -> None:
+    """A large object's broken segment is fetched again from its start, hashed afresh."""
+    bucket.put_object(Bucket="bkt", Key="obj", Body=pattern(size), ChecksumAlgorithm="CRC32")
     proxy = flipping(Faults(truncate=1.0), count=1)
     storage, calls = counting_storage(proxy.endpoint)
 
-    pull_all(storage, tmp_path)
+    result = pull_all(storage, tmp_path)
 
-    assert (tmp_path / "obj").read_bytes() == pattern(50_000)
-    assert proxy.injected()["truncate"] == 1 and calls["GetObject"] == 2
+    assert (tmp_path / "obj").read_bytes() == pattern(size)
+    assert result.unverified == ()
+    assert proxy.injected()["truncate"] == 1 and calls["GetObject"] == gets + 1
 
 
 def test_objects_that_cannot_be_verified_are_reported(

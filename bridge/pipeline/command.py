@@ -1,4 +1,4 @@
-"""The ``pipeline`` mode: ``check | graph | env | up | render`` on a pipeline file
+"""The ``pipeline`` mode: ``check | graph | env | up | status | render`` on a pipeline file
 (docs/design.md §14). A thin driver over the pure modules of this package."""
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     up.add_argument("--seed", metavar="DIR", type=Path, help="upload DIR/<bucket>/<key> first")
     up.add_argument(
+        "--backfill",
+        action="store_true",
+        help="first feed each step the inputs already in its bucket (as if just uploaded)",
+    )
+    up.add_argument(
         "--until-idle",
         action="store_true",
         help="exit once every queue is empty and nothing runs (1 if a message reached a DLQ)",
@@ -47,6 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     up.add_argument(
         "--max-receive-count", type=int, default=3, metavar="N", help="receives before the DLQ (3)"
+    )
+    status = commands.add_parser(
+        "status", help="per step: unprocessed inputs and orphaned outputs, from S3 alone"
+    )
+    status.add_argument("file", metavar="FILE")
+    status.add_argument("--json", action="store_true", help="the findings as JSON")
+    status.add_argument(
+        "--fix",
+        action="store_true",
+        help="send the unprocessed inputs to their step's queue; remove the orphans' outputs",
     )
     render = commands.add_parser("render", help="deployment: AWS SAM template or Kubernetes")
     render.add_argument("file", metavar="FILE")
@@ -76,6 +91,8 @@ def run(options: argparse.Namespace) -> int:
         return EXIT_OK
     if action == "env":
         return _env(pipeline, options.step)
+    if action == "status":
+        return _status(pipeline, options)
     report = analyse(pipeline)
     if report.exit_code == EXIT_USAGE:
         print(report.render(), file=sys.stderr)
@@ -100,6 +117,47 @@ def _env(pipeline: Pipeline, name: str) -> int:
     for key, value in step.variables.items():
         print(f"{key}={value}")
     return EXIT_OK
+
+
+def _status(pipeline: Pipeline, options: argparse.Namespace) -> int:
+    """Exit 0 when every step is clean (or ``--fix`` fixed everything), 1 otherwise."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from bridge.awserrors import describe
+    from bridge.clients import s3_client, sqs_client
+    from bridge.pipeline.status import fix_step, render_table, step_status
+
+    s3 = s3_client()
+    try:
+        statuses = [step_status(step, s3) for step in pipeline.steps]
+        if options.json:
+            print(json.dumps([s.document() for s in statuses], indent=2, ensure_ascii=False))
+        else:
+            print(render_table(statuses))
+        if not options.fix:
+            return EXIT_OK if all(s.clean for s in statuses) else EXIT_FAILED
+        sqs, region = sqs_client(), s3.meta.region_name
+        ok = True
+        for step, status in zip(pipeline.steps, statuses, strict=True):
+            if status.clean:
+                continue
+            fixed = fix_step(pipeline, step, status, s3, sqs, region)
+            if fixed.sent is not None:
+                ok = ok and fixed.sent.ok
+                for line in fixed.sent.lines():
+                    print(f"{step.name}: fix: {line}", file=sys.stderr)
+            removal = fixed.removal
+            if status.orphans:
+                print(
+                    f"{step.name}: fix: {len(status.orphans)} orphans: {len(removal.removed)} "
+                    f"outputs removed, {len(removal.gone)} already gone, {len(removal.kept)} "
+                    "kept (changed since the bridge wrote them)",
+                    file=sys.stderr,
+                )
+    except (BotoCoreError, ClientError) as exc:
+        print(f"{PROG} status: {describe(exc).message}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def _render(pipeline: Pipeline, options: argparse.Namespace) -> int:
@@ -148,6 +206,7 @@ def _up(pipeline: Pipeline, options: argparse.Namespace) -> int:
                 log_format=options.log_format,
                 visibility_timeout=options.visibility_timeout,
                 max_receive_count=options.max_receive_count,
+                backfill=options.backfill,
             ),
         )
     except UpError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -70,7 +71,12 @@ _OWNED = {
     "EXECUTION_FILTER_FILE": "filter.file",
     "TARGET_BUCKET": "to",
     "HANDLER_TIMEOUT": "timeout",
+    "ON_DELETE": "on_delete",
+    "LINEAGE": "lineage",
+    "STEP_NAME": "name",
 }
+# The removal events a step with `on_delete: remove-outputs` must receive.
+REMOVAL_EVENT_NAMES = ("ObjectRemoved:Delete", "ObjectRemoved:DeleteMarkerCreated")
 
 
 class PipelineError(Exception):
@@ -131,6 +137,8 @@ class Step(_Strict):
     timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     workers: Annotated[int, Field(ge=1, le=256)] = 1
     loop: Literal["allowed"] | None = None
+    on_delete: Literal["keep", "remove-outputs"] = "keep"  # ON_DELETE
+    lineage: Literal["on", "off"] = "on"  # LINEAGE: on in pipelines, for `pipeline status`
 
     @field_validator("run", mode="before")
     @classmethod
@@ -203,7 +211,10 @@ class StepConfig:
         creations only when ``on.events`` is not given)."""
         pattern = self.settings.match_events
         if pattern is None:
-            return tuple(n for n in S3_EVENT_NAMES if n.startswith("ObjectCreated:"))
+            removals = REMOVAL_EVENT_NAMES if self.settings.removes_outputs else ()
+            return tuple(
+                n for n in S3_EVENT_NAMES if n.startswith("ObjectCreated:") or n in removals
+            )
         return tuple(n for n in S3_EVENT_NAMES if pattern.search(n))
 
 
@@ -296,17 +307,39 @@ def build_pipeline(document: Any, source: Path) -> Pipeline:
     try:
         spec = PipelineSpec.model_validate(document)
     except ValidationError as exc:
-        raise PipelineError(str(source), [_shape_problem(item) for item in exc.errors()]) from None
+        raise PipelineError(str(source), _all_problems(document, exc, source.parent)) from None
     problems: list[str] = []
     steps = []
     for index, step in enumerate(spec.steps):
-        config = _step_config(step, index, spec, source.parent, problems)
+        config = _step_config(step, index, spec.buckets, source.parent, problems)
         if config is not None:
             steps.append(config)
     problems.extend(_naming_problems(spec))
     if problems:
         raise PipelineError(str(source), problems)
     return Pipeline(spec.pipeline, tuple(spec.buckets), tuple(steps), source)
+
+
+def _all_problems(document: Any, error: ValidationError, base: Path) -> list[str]:
+    """The shape problems, and those of every step whose own shape is sound: a shape error
+    in one step does not hide a bad regex in another."""
+    problems = [_shape_problem(item) for item in error.errors()]
+    if not isinstance(document, dict) or not isinstance(document.get("steps"), list):
+        return problems
+    broken = {
+        item["loc"][1]
+        for item in error.errors()
+        if len(item["loc"]) > 1 and item["loc"][0] == "steps" and isinstance(item["loc"][1], int)
+    }
+    buckets = document.get("buckets")
+    owned = (
+        buckets if isinstance(buckets, list) and all(isinstance(b, str) for b in buckets) else None
+    )
+    for index, raw in enumerate(document["steps"]):
+        if index not in broken:
+            step = Step.model_validate(raw)  # its shape raised no error above
+            _step_config(step, index, owned, base, problems)
+    return problems
 
 
 def _shape_problem(item: Any) -> str:
@@ -342,17 +375,23 @@ def step_variables(step: Step) -> dict[str, str]:
         values["TARGET_BUCKET"] = step.to
     if step.timeout is not None:
         values["HANDLER_TIMEOUT"] = f"{step.timeout:g}"
+    if step.on_delete != "keep":
+        values["ON_DELETE"] = step.on_delete
+    values["LINEAGE"] = step.lineage
+    values["STEP_NAME"] = step.name
     # A variable the step sets with its own key is not taken from `env` (an error anyway).
     values.update({name: value for name, value in step.env.items() if name not in _OWNED})
     return values
 
 
 def _step_config(
-    step: Step, index: int, spec: PipelineSpec, base: Path, problems: list[str]
+    step: Step, index: int, buckets: Sequence[str] | None, base: Path, problems: list[str]
 ) -> StepConfig | None:
+    """Validate one step through the settings model; None (and ``problems`` added) if bad.
+    ``buckets``: the pipeline's, or None when they are themselves invalid."""
     where = f"steps[{index}]"
     before = len(problems)
-    if step.on.bucket not in spec.buckets:
+    if buckets is not None and step.on.bucket not in buckets:
         problems.append(
             f"{where}.on.bucket: {step.on.bucket!r} is not one of the pipeline's buckets "
             "(a notification can only be added to a bucket the pipeline owns)"
@@ -395,17 +434,27 @@ def _step_config(
             f"{where}.on.events: {step.on.events!r} matches no S3 event type "
             "(e.g. ObjectCreated:Put)"
         )
+    elif (
+        step.on_delete == "remove-outputs"
+        and step.on.events is not None
+        and not _matches_an_event(step.on.events, REMOVAL_EVENT_NAMES)
+    ):
+        problems.append(
+            f"{where}.on_delete: remove-outputs needs on.events to match "
+            f"ObjectRemoved:Delete, and {step.on.events!r} does not (e.g. "
+            "'^Object(Created|Removed):')"
+        )
     if settings is None or len(problems) > before:
         return None
     return StepConfig(step, index, variables, settings, workdir)
 
 
-def _matches_an_event(pattern: str) -> bool:
+def _matches_an_event(pattern: str, names: Sequence[str] = S3_EVENT_NAMES) -> bool:
     try:
         compiled = re.compile(pattern)
     except re.error:
         return True  # reported by the settings validation
-    return any(compiled.search(name) for name in S3_EVENT_NAMES)
+    return any(compiled.search(name) for name in names)
 
 
 def _validate_settings(

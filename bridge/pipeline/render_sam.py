@@ -45,6 +45,9 @@ def step_permissions(step: StepConfig) -> list[Permission]:
     - SKIP_UNCHANGED learns stored ETags: in events scope with HeadObject (GetObject on the
       target); in prefix scope from the source listing, or for another target bucket by
       listing it (ListBucket on the target).
+    - Lineage records are PutObject on the target (granted above). ``remove-outputs`` reads
+      them and checks an output's ETag before removing it (GetObject on the target), and
+      removes outputs and records (DeleteObject on the target: only then).
     """
     source, target = step.spec.on.bucket, step.target
     events_scope = step.scope == "events"
@@ -58,6 +61,9 @@ def step_permissions(step: StepConfig) -> list[Permission]:
             grants.append(Permission("s3:GetObject", target, True))
         elif target != source:
             grants.append(Permission("s3:ListBucket", target, False))
+    if step.settings.removes_outputs:
+        grants.append(Permission("s3:GetObject", target, True))
+        grants.append(Permission("s3:DeleteObject", target, True))
     return list(dict.fromkeys(grants))
 
 

@@ -2,10 +2,11 @@
 
 Starts a moto server in its own process (``--local``, the default when ``AWS_ENDPOINT_URL``
 is not set), creates the buckets, one queue with a dead-letter queue per step and the
-bucket notifications, uploads ``--seed`` files, and runs each step's ``consume`` workers
-as subprocesses configured with the step's variables, their log lines prefixed with the
-step's name. Stops on SIGTERM/Ctrl-C (the workers drain first), or with ``--until-idle``
-once every queue is empty and nothing runs.
+bucket notifications, with ``--backfill`` sends each step's queue a notification for every
+input already in its bucket (``bridge.backfill``), uploads ``--seed`` files, and runs each
+step's ``consume`` workers as subprocesses configured with the step's variables, their log
+lines prefixed with the step's name. Stops on SIGTERM/Ctrl-C (the workers drain first), or
+with ``--until-idle`` once every queue is empty and nothing runs.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class UpOptions:
     log_format: str | None = None
     visibility_timeout: int = 30
     max_receive_count: int = 3
+    backfill: bool = False
 
 
 @dataclass
@@ -101,6 +103,8 @@ def run_up(pipeline: Pipeline, options: UpOptions, out: IO[str] | None = None) -
         s3, sqs = _clients(environment)
         queues = _create_resources(pipeline, options, s3, sqs)
         _say(stream, f"buckets {', '.join(pipeline.all_buckets)}; a queue and DLQ per step")
+        if options.backfill and not _backfill(pipeline, s3, sqs, queues, seeds, stream):
+            return 1
         for bucket, key, path in seeds:
             s3.upload_file(str(path), bucket, key)
         if seeds:
@@ -112,6 +116,33 @@ def run_up(pipeline: Pipeline, options: UpOptions, out: IO[str] | None = None) -
         _say(stream, "workers started: " + ", ".join(s.name for s in pipeline.steps))
         return _watch(pipeline, options, sqs, queues, workers, stop, stream)
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
+
+
+def _backfill(
+    pipeline: Pipeline,
+    s3: S3Client,
+    sqs: SQSClient,
+    queues: dict[str, _Queues],
+    seeds: list[tuple[str, str, Path]],
+    stream: IO[str],
+) -> bool:
+    """Feed each step's queue the inputs already in its bucket; whether all were sent.
+
+    Runs before the seed is uploaded, and leaves out the keys the seed will write: their
+    uploads notify the steps themselves, so no object is fed twice.
+    """
+    from bridge.backfill import objects_to_backfill, scope_for_step, send_to_queue
+
+    ok = True
+    for step in pipeline.steps:
+        seeded = frozenset(key for bucket, key, _ in seeds if bucket == step.spec.on.bucket)
+        listing = objects_to_backfill(s3, scope_for_step(step, exclude=seeded))
+        region = s3.meta.region_name or "us-east-1"
+        summary = send_to_queue(listing, sqs, queues[step.name].url, region=region)
+        for line in summary.lines():
+            _say(stream, f"backfill {step.name}: {line}")
+        ok = ok and summary.ok
+    return ok
 
 
 # One line at a time on the output: the driver's lines and the workers' pumped ones.

@@ -9,6 +9,7 @@
   ``unquote_plus`` (strict UTF-8). A malformed record raises ``PayloadError`` naming the
   record and the field: a direct invocation fails as a whole anyway.
 - Sample: ``quote_plus(key, safe="/")``; removals carry no size and no eTag, as with AWS.
+  ``record`` builds one record from an object's real facts (backfill sends those).
 - Response: as a whole (``{}``, or an ``ExecutionGroupFailed`` error document).
 """
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote_plus, unquote_plus
 
 from bridge.sources import fake
@@ -132,16 +135,55 @@ def notification_texts(spec: SampleSpec, keys: Sequence[str], one_message: bool)
 
 
 def _record(spec: SampleSpec, key: str) -> dict[str, object]:
-    name, when = spec.event_name, spec.when
-    obj: dict[str, object] = {"key": quote_plus(key, safe="/")}
-    if not name.startswith(REMOVAL_FAMILIES):
-        obj["size"] = spec.size
-        obj["eTag"] = fake.etag(spec.bucket, key, spec.size)
+    removal = spec.event_name.startswith(REMOVAL_FAMILIES)
+    return record(
+        ObjectFacts(
+            bucket=spec.bucket,
+            key=key,
+            size=None if removal else spec.size,
+            etag=None if removal else fake.etag(spec.bucket, key, spec.size),
+            when=spec.when,
+        ),
+        spec.event_name,
+        spec.region,
+    )
+
+
+@dataclass(frozen=True)
+class ObjectFacts:
+    """What an S3 notification record says about its object: the decoded key, its size and
+    ETag (no quotes; ``None`` for removals) and when the change happened (UTC)."""
+
+    bucket: str
+    key: str
+    size: int | None
+    etag: str | None
+    when: datetime
+    version_id: str | None = None
+
+
+def record(
+    facts: ObjectFacts,
+    event_name: str,
+    region: str,
+    configuration_id: str = "s3-event-bridge",
+) -> dict[str, object]:
+    """One S3 notification record as S3 builds it: the key URL-encoded
+    (``quote_plus(key, safe="/")``), eventVersion 2.1 (2.3 for the families that use it), a
+    sequencer that starts with the change's Unix time in hex."""
+    name, when = event_name, facts.when
+    obj: dict[str, object] = {"key": quote_plus(facts.key, safe="/")}
+    if facts.size is not None:
+        obj["size"] = facts.size
+    if facts.etag is not None:
+        obj["eTag"] = facts.etag
+    if facts.version_id is not None:
+        obj["versionId"] = facts.version_id
     obj["sequencer"] = f"00{fake.seconds_hex(when).upper()}{secrets.token_hex(4).upper()}"
     return {
         "eventVersion": "2.3" if name.startswith(_V23_PREFIXES) else "2.1",
         "eventSource": EVENT_SOURCE,
-        "awsRegion": spec.region,
+        "awsRegion": region,
         "eventTime": fake.iso_millis(when),
         "eventName": name,
         "userIdentity": {"principalId": _PRINCIPAL},
@@ -152,11 +194,11 @@ def _record(spec: SampleSpec, key: str) -> dict[str, object]:
         },
         "s3": {
             "s3SchemaVersion": "1.0",
-            "configurationId": "s3-event-bridge",
+            "configurationId": configuration_id,
             "bucket": {
-                "name": spec.bucket,
+                "name": facts.bucket,
                 "ownerIdentity": {"principalId": _OWNER},
-                "arn": f"arn:aws:s3:::{spec.bucket}",
+                "arn": f"arn:aws:s3:::{facts.bucket}",
             },
             "object": obj,
         },

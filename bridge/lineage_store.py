@@ -1,0 +1,119 @@
+"""Lineage records in S3, and the guarded removal of recorded outputs (docs/design.md §15).
+
+Every operation costs O(outputs of one unit) requests and never lists the target. Outputs
+are removed before a record is written or dropped: a failure in between leaves the old
+record, and the retry finds the same outputs (those already gone count as ``gone``).
+
+An output is removed only while its ETag is the recorded one: a later write by anyone
+else wins and the output is kept (and no longer recorded).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from bridge.lineage import LineageRecord, Unit
+from bridge.logs import log
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+# Without s3:ListBucket, S3 answers 403 for a key that does not exist.
+_DENIED = frozenset({"403", "AccessDenied", "Forbidden"})
+OVERWRITTEN = "overwritten since the bridge wrote it (ETag {current}, recorded {recorded})"
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What a removal did: outputs deleted, outputs already gone, outputs kept (key -> why)."""
+
+    removed: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
+    kept: dict[str, str] = field(default_factory=dict)
+
+    def __add__(self, other: Removal) -> Removal:
+        return Removal(
+            self.removed + other.removed, self.gone + other.gone, {**self.kept, **other.kept}
+        )
+
+
+class LineageStore:
+    """Reads and writes lineage records and removes recorded outputs, with one S3 client."""
+
+    def __init__(self, client: S3Client) -> None:
+        self.client = client
+
+    def read(self, target: str, unit: Unit) -> LineageRecord | None:
+        """The unit's record in ``target``; None when there is none."""
+        key = unit.record_key
+        try:
+            response = self.client.get_object(Bucket=target, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                return None
+            raise
+        return LineageRecord.from_json(response["Body"].read(), f"s3://{target}/{key}")
+
+    def write(self, record: LineageRecord) -> None:
+        """Store ``record`` at its unit's key in its target bucket."""
+        self.client.put_object(
+            Bucket=record.target,
+            Key=record.unit.record_key,
+            Body=record.to_json(),
+            ContentType="application/json",
+        )
+
+    def drop(self, target: str, unit: Unit) -> None:
+        """Delete the unit's record (deleting a missing key is a success in S3)."""
+        self.client.delete_object(Bucket=target, Key=unit.record_key)
+
+    def exists(self, bucket: str, key: str) -> bool:
+        """Whether an object is at ``key`` now (HeadObject): the stale-removal guard."""
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _MISSING | _DENIED:
+                return False
+            raise
+        return True
+
+    def remove_outputs(self, target: str, outputs: Mapping[str, str]) -> Removal:
+        """Delete each output whose current ETag is the recorded one (HeadObject, then
+        DeleteObject); an output gone already counts as ``gone``, a changed one is kept."""
+        removed, gone, kept = [], [], {}
+        for key, recorded in outputs.items():
+            try:
+                current = str(self.client.head_object(Bucket=target, Key=key)["ETag"]).strip('"')
+            except ClientError as exc:
+                if _code(exc) in _MISSING | _DENIED:
+                    gone.append(key)
+                    continue
+                raise
+            if current != recorded:
+                kept[key] = OVERWRITTEN.format(current=current, recorded=recorded)
+                log(logger, logging.INFO, "output kept", key=key, why=kept[key])
+                continue
+            self.client.delete_object(Bucket=target, Key=key)
+            removed.append(key)
+        return Removal(tuple(removed), tuple(gone), kept)
+
+    def forget(self, unit: Unit, target: str) -> Removal:
+        """The unit's input is gone: remove its recorded outputs and drop its record."""
+        previous = self.read(target, unit)
+        if previous is None:
+            return Removal()
+        removal = self.remove_outputs(target, previous.outputs)
+        self.drop(target, unit)
+        return removal
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
