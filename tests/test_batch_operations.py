@@ -7,13 +7,16 @@ import copy
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
+from bridge.backfill import ExistingObject, manifest_row
 from bridge.batch import Routing, process_invocation
+from bridge.cli import main
 from bridge.engine import Engine
 from bridge.events import ObjectEvent, PayloadError, Source, parse_invocation
 from bridge.groups import ExecutionGroup
@@ -493,3 +496,59 @@ def test_a_filter_failing_at_run_time_is_permanent() -> None:
 
     assert outcome.status is Status.FAILED and "no manifest" in (outcome.reason or "")
     assert outcome.permanent is True
+
+
+# --------------------------------------------------------------------------- with backfill
+
+
+@pytest.mark.parametrize(
+    "key", ["in/red flower+1.txt", "a%2Bb", "日本/ファイル.txt", "x,y;z=1&q?#.csv", "~é😀"]
+)
+def test_a_backfill_manifest_row_comes_back_as_the_same_object(key: str) -> None:
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    bucket, encoded, version = manifest_row(
+        ExistingObject("bkt", key, 1, "e", when, version_id="v1"), version_ids=True
+    )
+    payload = payload_with(
+        V1,
+        lambda p: p["tasks"][0].update(
+            s3Key=encoded, s3VersionId=version, s3BucketArn=f"arn:aws:s3:::{bucket}"
+        ),
+    )
+
+    [message] = parse_invocation(payload).messages
+    [event] = message.events
+    assert (event.bucket, event.key, event.version_id) == ("bkt", key, "v1")
+
+
+# --------------------------------------------------------------------------- the event command
+
+
+def test_event_batch_ops_prints_a_task_per_key(capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = ["event", "batch-ops", "--bucket", "bkt", "--key", "a b", "--key", "c+d"]
+
+    assert main([*arguments, "--schema", "2.0", "--user-argument", "mode=x=y"]) == 0
+
+    payload = json.loads(capsys.readouterr().out)
+    assert [t["s3Key"] for t in payload["tasks"]] == ["a+b", "c%2Bd"]
+    assert payload["job"]["userArguments"] == {"mode": "x=y"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--user-argument", "a=b"], "user arguments need schema 2.0"),
+        (["--schema", "2.0", "--user-argument", "novalue"], "'novalue' is not NAME=VALUE"),
+        (["--schema", "3.0"], "invalid choice: '3.0'"),
+    ],
+)
+def test_event_batch_ops_usage_errors_exit_2(
+    capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    assert main(["event", "batch-ops", "--bucket", "bkt", "--key", "k", *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_event_of_another_shape_refuses_a_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["event", "sqs", "--bucket", "bkt", "--key", "k", "--schema", "2.0"]) == 2
+    assert "are for batch-ops, not sqs" in capsys.readouterr().err
