@@ -7,15 +7,23 @@ import copy
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
+from bridge.backfill import ExistingObject, manifest_row
 from bridge.batch import Routing, process_invocation
+from bridge.cli import main
+from bridge.engine import Engine
 from bridge.events import ObjectEvent, PayloadError, Source, parse_invocation
 from bridge.groups import ExecutionGroup
 from bridge.outcomes import NO_SUCH_OBJECT, GroupOutcome, Status, unusable_triggers
 from bridge.samples import sample_batch
+from bridge.settings import load_settings
+from bridge.storage import Storage
 
 # The request events of AWS's documentation (schema 1.0 with the bucket ARN of the Lambda
 # guide's example; schema 2.0 with user arguments and a null version id).
@@ -444,3 +452,103 @@ def test_sample_refuses_what_batch_operations_does_not_send(
 def test_other_shapes_refuse_a_schema() -> None:
     with pytest.raises(ValueError, match="are for batch-ops, not s3"):
         sample_batch("s3", "bkt", ["k"], schema="2.0")
+
+
+# --------------------------------------------------------------------------- failure classes
+
+
+def stubbed_engine(**overrides: Any) -> tuple[Engine, Stubber]:
+    """An engine whose S3 client answers from a botocore ``Stubber`` (no network)."""
+    client = boto3.client("s3", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.activate()
+    engine = Engine(load_settings(**overrides), ("true",), Storage(client, 1))
+    return engine, stubber
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "permanent"),
+    [
+        ("SlowDown", 503, False),
+        ("InternalError", 500, False),
+        ("RequestTimeout", 400, False),
+        ("AccessDenied", 403, True),
+        ("NoSuchBucket", 404, True),
+    ],
+)
+def test_an_s3_error_is_permanent_only_when_the_configuration_must_change(
+    code: str, status: int, permanent: bool
+) -> None:
+    engine, stubber = stubbed_engine()
+    stubber.add_client_error("list_objects_v2", service_error_code=code, http_status_code=status)
+
+    outcome = engine.run_group(ExecutionGroup("bkt", "in/", (event("in/a"),)))
+
+    assert outcome.status is Status.FAILED and code in (outcome.reason or "")
+    assert outcome.permanent is permanent
+
+
+def test_a_filter_failing_at_run_time_is_permanent() -> None:
+    engine, stubber = stubbed_engine(execution_filter_expr='error("no manifest")')
+    stubber.add_response("list_objects_v2", {"KeyCount": 0, "IsTruncated": False})
+
+    outcome = engine.run_group(ExecutionGroup("bkt", "in/", (event("in/a"),)))
+
+    assert outcome.status is Status.FAILED and "no manifest" in (outcome.reason or "")
+    assert outcome.permanent is True
+
+
+# --------------------------------------------------------------------------- with backfill
+
+
+@pytest.mark.parametrize(
+    "key", ["in/red flower+1.txt", "a%2Bb", "日本/ファイル.txt", "x,y;z=1&q?#.csv", "~é😀"]
+)
+def test_a_backfill_manifest_row_comes_back_as_the_same_object(key: str) -> None:
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    bucket, encoded, version = manifest_row(
+        ExistingObject("bkt", key, 1, "e", when, version_id="v1"), version_ids=True
+    )
+    payload = payload_with(
+        V1,
+        lambda p: p["tasks"][0].update(
+            s3Key=encoded, s3VersionId=version, s3BucketArn=f"arn:aws:s3:::{bucket}"
+        ),
+    )
+
+    [message] = parse_invocation(payload).messages
+    [event] = message.events
+    assert (event.bucket, event.key, event.version_id) == ("bkt", key, "v1")
+
+
+# --------------------------------------------------------------------------- the event command
+
+
+def test_event_batch_ops_prints_a_task_per_key(capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = ["event", "batch-ops", "--bucket", "bkt", "--key", "a b", "--key", "c+d"]
+
+    assert main([*arguments, "--schema", "2.0", "--user-argument", "mode=x=y"]) == 0
+
+    payload = json.loads(capsys.readouterr().out)
+    assert [t["s3Key"] for t in payload["tasks"]] == ["a+b", "c%2Bd"]
+    assert payload["job"]["userArguments"] == {"mode": "x=y"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--user-argument", "a=b"], "user arguments need schema 2.0"),
+        (["--schema", "2.0", "--user-argument", "novalue"], "'novalue' is not NAME=VALUE"),
+        (["--schema", "3.0"], "invalid choice: '3.0'"),
+    ],
+)
+def test_event_batch_ops_usage_errors_exit_2(
+    capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    assert main(["event", "batch-ops", "--bucket", "bkt", "--key", "k", *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_event_of_another_shape_refuses_a_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["event", "sqs", "--bucket", "bkt", "--key", "k", "--schema", "2.0"]) == 2
+    assert "are for batch-ops, not sqs" in capsys.readouterr().err
