@@ -61,6 +61,23 @@ class Follower:
             removal += self.store.forget(self._object_unit(group.bucket, event.key), target)
         return removal
 
+    def preview_removals(self, group: ExecutionGroup, target: str) -> list[dict[str, object]]:
+        """What ``follow_removals`` would do, reading only: per removed key, whether it exists
+        again (stale) and the outputs its record lists (``plan``)."""
+        preview: list[dict[str, object]] = []
+        for event in _last_events(group):
+            unit = self._object_unit(group.bucket, event.key)
+            record = self.store.read(target, unit)
+            preview.append(
+                {
+                    "key": event.key,
+                    "exists_again": self.store.exists(group.bucket, event.key),
+                    "record": f"s3://{target}/{unit.record_key}",
+                    "outputs": sorted(record.outputs) if record is not None else [],
+                }
+            )
+        return preview
+
     # --- prefix scope ------------------------------------------------------------------
 
     def closed_by_removal(self, group: ExecutionGroup, listing: Sequence[ListedObject]) -> bool:

@@ -33,6 +33,9 @@ def plan_key(
     plan = app.engine.plan_group(routed.groups[0]) if routed.groups else None
     ignored = routed.ignored[0][1] if routed.ignored else None
     report = describe_plan(event, plan, app.settings, ignored)
+    follower = app.engine.follower
+    if plan is not None and follower is not None and follower.removals_only(plan.group):
+        report["removal"] = follower.preview_removals(plan.group, plan.target_bucket)
     if plan is not None:
         exists = app.engine.storage.bucket_exists(plan.target_bucket)
         report["target"]["exists"] = exists
@@ -157,6 +160,16 @@ def render_plan(report: dict[str, Any]) -> str:
         else:
             shown = json.dumps(verdict["first_output"], ensure_ascii=False)
             lines.append(f"          first output {shown}: {verdict['decision']}")
+    for removal in report.get("removal", []):
+        lines.append(f"removal:  ON_DELETE=remove-outputs; record {removal['record']}")
+        if removal["exists_again"]:
+            lines.append("          the key exists again: stale, nothing would be removed")
+        elif not removal["outputs"]:
+            lines.append("          no recorded outputs: nothing would be removed")
+        else:
+            lines.append("          would remove, where still as the bridge wrote them:")
+            lines += [f"          {key}" for key in removal["outputs"]]
+        lines.append("          (the handler would not run)")
     fetched = "fetched with GetObject, sized from the event" if report["scope"] == "events" else ""
     lines.append(f"pull:     {len(report['pull'])} objects" + (f" ({fetched})" if fetched else ""))
     for p in report["pull"]:

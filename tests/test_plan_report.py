@@ -105,3 +105,27 @@ def test_run_names_a_missing_target_bucket(src: Any) -> None:
         summary["reason"]
         == f"bucket no-such-target does not exist ({where}): NoSuchBucket: check TARGET_BUCKET"
     )
+
+
+def test_plan_of_a_removal_shows_the_outputs_it_would_remove(src: Any) -> None:
+    env = {"PULL_SCOPE": "events", "ON_DELETE": "remove-outputs"}
+    record = ".s3-event-bridge/lineage/default/plan-src/objects/in/gone.txt.json"
+    document = {
+        "version": 1,
+        "step": "default",
+        "bucket": BUCKET,
+        "kind": "object",
+        "name": "in/gone.txt",
+        "target": BUCKET,
+        "inputs": {"in/gone.txt": "e"},
+        "outputs": {"in/out/gone.txt": "e2"},
+    }
+    put(src, BUCKET, record, json.dumps(document))
+    args = ("--key", "in/gone.txt", "--event-name", "ObjectRemoved:Delete")
+    text = plan(*args, **env).stdout
+    assert f"removal:  ON_DELETE=remove-outputs; record s3://{BUCKET}/{record}" in text
+    assert "          in/out/gone.txt" in text
+    assert "(the handler would not run)" in text
+    # a key that exists again: the removal is stale
+    stale = plan("--event-name", "ObjectRemoved:Delete", **env).stdout
+    assert "the key exists again: stale, nothing would be removed" in stale
