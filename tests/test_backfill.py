@@ -8,6 +8,7 @@ import io
 import json
 import re
 import subprocess
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -207,42 +208,45 @@ class FailingEntries:
     """Makes SQS fail the entries whose body holds one of ``keys``: removed from the request
     before it is sent (so SQS never gets them) and reported in the response's ``Failed``
     list, as SQS reports a throttled or internal-error entry. ``times`` failures per key
-    (``None``: always)."""
+    (``None``: always). Batches go out from several threads: each call's own state is
+    thread-local."""
 
     def __init__(self, client: Any, keys: set[str], times: int | None) -> None:
         self.keys, self.times = keys, times
         self.failures: dict[str, int] = {}
-        self.dropped: list[str] = []
-        self.nothing_left = False
+        self.lock = threading.Lock()
+        self.call = threading.local()
         client.meta.events.register("provide-client-params.sqs.SendMessageBatch", self.drop)
         client.meta.events.register("before-call.sqs.SendMessageBatch", self.answer)
         client.meta.events.register("after-call.sqs.SendMessageBatch", self.report)
 
     def drop(self, params: dict[str, Any], **_: Any) -> None:
-        kept, self.dropped = [], []
+        kept, self.call.dropped = [], []
+        self.call.size = len(params["Entries"])
         for entry in params["Entries"]:
             key = parse_sqs_body(None, entry["MessageBody"]).events[0].key
-            failing = key in self.keys and (
-                self.times is None or self.failures.get(key, 0) < self.times
-            )
+            with self.lock:
+                failing = key in self.keys and (
+                    self.times is None or self.failures.get(key, 0) < self.times
+                )
+                if failing:
+                    self.failures[key] = self.failures.get(key, 0) + 1
             if failing:
-                self.failures[key] = self.failures.get(key, 0) + 1
-                self.dropped.append(entry["Id"])
+                self.call.dropped.append(entry["Id"])
             else:
                 kept.append(entry)
         params["Entries"] = kept
-        self.nothing_left = not kept
 
     def answer(self, **_: Any) -> Any:
         """Every entry failed: SQS answers without a request (an empty batch is invalid)."""
-        if not self.nothing_left:
-            return None
-        return SimpleNamespace(status_code=200, headers={}), {"Successful": [], "Failed": []}
+        if self.call.dropped and len(self.call.dropped) == self.call.size:
+            return SimpleNamespace(status_code=200, headers={}), {"Successful": [], "Failed": []}
+        return None
 
     def report(self, parsed: dict[str, Any], **_: Any) -> None:
         parsed.setdefault("Failed", []).extend(
             {"Id": id, "SenderFault": False, "Code": "InternalError", "Message": "try again"}
-            for id in self.dropped
+            for id in self.call.dropped
         )
 
 
@@ -487,3 +491,12 @@ def test_progress_lines_name_the_last_key_sent(
     assert run_cli(monkeypatch, sqs, "--bucket", BUCKET, "--queue-url", queue) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "backfill progress" in line]
     assert lines and "last_key=k2" in lines[-1] and "objects_done=3" in lines[-1]
+
+
+def test_the_listing_client_reads_the_same_timestamps_as_botocore(bucket: Any) -> None:
+    put(bucket, BUCKET, "a.txt")
+    plain = bucket.list_objects_v2(Bucket=BUCKET)["Contents"][0]["LastModified"]
+    fast = backfill.listing_client().list_objects_v2(Bucket=BUCKET)["Contents"][0]
+    assert fast["LastModified"] == plain and fast["LastModified"].utcoffset() is not None
+    [obj] = backfill.objects_to_backfill(backfill.listing_client(), Scope(BUCKET))
+    assert obj.last_modified == plain
