@@ -38,9 +38,8 @@ def _attributes(self: Queue) -> dict[str, Any]:
         return plain
     if not self.fifo_queue:  # moto lists ContentBasedDeduplication for FIFO queues only
         return {}
-    return {
-        "ContentBasedDeduplication": str(bool(self.content_based_deduplication)).lower()
-    }
+    deduplicated = self.content_based_deduplication  # type: ignore[attr-defined]
+    return {"ContentBasedDeduplication": str(bool(deduplicated)).lower()}
 
 
 Queue.attributes = property(_attributes)  # type: ignore[method-assign, assignment]
