@@ -1,4 +1,4 @@
-"""Backfill: feed a step the objects that already exist (docs/design.md §16).
+"""Backfill: feed a step the objects that already exist (docs/design.md §15.2).
 
 Events only report changes; a step deployed over a bucket that already holds its inputs
 sees none of them. ``objects_to_backfill`` lists the bucket under a prefix, page by page
@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import quote
 
 import boto3
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
-    from bridge.pipeline.model import StepConfig
+    from bridge.settings import Settings
 
 logger = logging.getLogger("bridge.backfill")
 
@@ -126,7 +126,32 @@ class Scope:
         return self.match_events is None or bool(self.match_events.search(EVENT_NAME))
 
 
-def scope_for_step(step: StepConfig, prefix: str | None = None, **options: Any) -> Scope:
+class _Trigger(Protocol):
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def suffix(self) -> str: ...
+
+
+class _StepSpec(Protocol):
+    @property
+    def on(self) -> _Trigger: ...
+
+
+class PipelineStep(Protocol):
+    """What a backfill reads of a pipeline step (``pipeline.model.StepConfig``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def spec(self) -> _StepSpec: ...
+    @property
+    def settings(self) -> Settings: ...
+
+
+def scope_for_step(step: PipelineStep, prefix: str | None = None, **options: Any) -> Scope:
     """The scope of a pipeline step: its trigger's bucket, notification prefix and suffix,
     and its own ``MATCH_KEY`` / ``MATCH_EVENTS``.
 

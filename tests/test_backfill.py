@@ -1,4 +1,4 @@
-"""Backfill (docs/design.md §16): the records and manifest rows it builds (pure), the selection
+"""Backfill (docs/design.md §15.2): the records and manifest rows it builds (pure), the selection
 it shares with the event path, and the command end to end against the moto server."""
 
 from __future__ import annotations
