@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -211,8 +212,10 @@ class FailingEntries:
     (``None``: always). Batches go out from several threads: each call's own state is
     thread-local."""
 
-    def __init__(self, client: Any, keys: set[str], times: int | None) -> None:
-        self.keys, self.times = keys, times
+    def __init__(
+        self, client: Any, keys: set[str], times: int | None, sender_fault: bool = False
+    ) -> None:
+        self.keys, self.times, self.sender_fault = keys, times, sender_fault
         self.failures: dict[str, int] = {}
         self.lock = threading.Lock()
         self.call = threading.local()
@@ -245,7 +248,12 @@ class FailingEntries:
 
     def report(self, parsed: dict[str, Any], **_: Any) -> None:
         parsed.setdefault("Failed", []).extend(
-            {"Id": id, "SenderFault": False, "Code": "InternalError", "Message": "try again"}
+            {
+                "Id": id,
+                "SenderFault": self.sender_fault,
+                "Code": "InvalidMessageContents" if self.sender_fault else "InternalError",
+                "Message": "refused" if self.sender_fault else "try again",
+            }
             for id in self.call.dropped
         )
 
@@ -287,6 +295,38 @@ def test_failed_entries_are_retried_until_sent(
     assert faults.failures == {"k03": 2, "k11": 2}
     assert summary.calls == 6  # each of the two batches: the call and two retries
     assert keys_of(drain(sqs, queue)) == keys  # each exactly once
+
+
+def test_an_entry_sqs_blames_on_the_sender_is_not_retried(
+    bucket: Any, sqs: Any, queue: str, fast_retries: None
+) -> None:
+    for key in ("a", "b", "c"):
+        put(bucket, BUCKET, key)
+    faults = FailingEntries(sqs, {"b"}, times=None, sender_fault=True)
+    summary = backfill.send_to_queue(
+        backfill.objects_to_backfill(bucket, Scope(BUCKET)), sqs, queue, region="us-east-1"
+    )
+    assert faults.failures == {"b": 1} and summary.calls == 1
+    assert summary.failed == (backfill.FailedEntry("b", "InvalidMessageContents", "refused"),)
+    assert (summary.messages, summary.resume_after, summary.ok) == (2, "a", False)
+    assert keys_of(drain(sqs, queue)) == ["a", "c"]
+
+
+def test_a_queue_that_cannot_be_used_stops_the_backfill(
+    bucket: Any, sqs: Any, queue: str, fast_retries: None
+) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda index: put(bucket, BUCKET, f"k{index:03d}"), range(250)))
+    sqs.delete_queue(QueueUrl=queue)  # gone after the command checked it
+    listing = backfill.objects_to_backfill(bucket, Scope(BUCKET))
+    summary = backfill.send_to_queue(listing, sqs, queue, region="us-east-1")
+    assert summary.error is not None and "does not exist" in summary.error
+    assert summary.messages == 0 and summary.resume_after is None
+    assert summary.objects < 250  # stopped, not every batch tried in vain
+    assert len(summary.failed) == summary.objects  # each named, none silently dropped
+    lines = summary.lines()
+    assert lines[-2].startswith("stopped early: ")
+    assert lines[-1].endswith("run again with the same command (nothing was sent)")
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, sqs: Any, *arguments: str) -> int:
