@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+from backfill_bench import p9_backfill
 from change_detection import p5_change_detection
 from environments import prepare
 from harness import Report, Row, prepare_environment, render, start_endpoint
@@ -32,7 +33,7 @@ from s3_benchmarks import MiB, p2_invocation, p3_fan_in, p4_big_object, p8_group
 
 from bridge.logs import configure_logging
 
-ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")
+ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9")
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             bench("P6", "<= 1.00x", lambda: p6_throughput(sizes.p6_invocations, runs, sides))
             bench("P7", "<= 1.10x", lambda: p7_per_object(s3, sizes.p7_folder, 5 * runs))
             bench("P8", "<= 0.15x", lambda: p8_group_concurrency(s3, runs))
+            p9_objects = 1000 if options.quick else 10_000
+            bench("P9", "<= 1.50x", lambda: p9_backfill(p9_objects, runs, sides))
         finally:
             endpoint.stop()
 

@@ -1,4 +1,4 @@
-"""Backfill (docs/design.md §16): the records and manifest rows it builds (pure), the selection
+"""Backfill (docs/design.md §15.2): the records and manifest rows it builds (pure), the selection
 it shares with the event path, and the command end to end against the moto server."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ import io
 import json
 import re
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -207,42 +209,52 @@ class FailingEntries:
     """Makes SQS fail the entries whose body holds one of ``keys``: removed from the request
     before it is sent (so SQS never gets them) and reported in the response's ``Failed``
     list, as SQS reports a throttled or internal-error entry. ``times`` failures per key
-    (``None``: always)."""
+    (``None``: always). Batches go out from several threads: each call's own state is
+    thread-local."""
 
-    def __init__(self, client: Any, keys: set[str], times: int | None) -> None:
-        self.keys, self.times = keys, times
+    def __init__(
+        self, client: Any, keys: set[str], times: int | None, sender_fault: bool = False
+    ) -> None:
+        self.keys, self.times, self.sender_fault = keys, times, sender_fault
         self.failures: dict[str, int] = {}
-        self.dropped: list[str] = []
-        self.nothing_left = False
+        self.lock = threading.Lock()
+        self.call = threading.local()
         client.meta.events.register("provide-client-params.sqs.SendMessageBatch", self.drop)
         client.meta.events.register("before-call.sqs.SendMessageBatch", self.answer)
         client.meta.events.register("after-call.sqs.SendMessageBatch", self.report)
 
     def drop(self, params: dict[str, Any], **_: Any) -> None:
-        kept, self.dropped = [], []
+        kept, self.call.dropped = [], []
+        self.call.size = len(params["Entries"])
         for entry in params["Entries"]:
             key = parse_sqs_body(None, entry["MessageBody"]).events[0].key
-            failing = key in self.keys and (
-                self.times is None or self.failures.get(key, 0) < self.times
-            )
+            with self.lock:
+                failing = key in self.keys and (
+                    self.times is None or self.failures.get(key, 0) < self.times
+                )
+                if failing:
+                    self.failures[key] = self.failures.get(key, 0) + 1
             if failing:
-                self.failures[key] = self.failures.get(key, 0) + 1
-                self.dropped.append(entry["Id"])
+                self.call.dropped.append(entry["Id"])
             else:
                 kept.append(entry)
         params["Entries"] = kept
-        self.nothing_left = not kept
 
     def answer(self, **_: Any) -> Any:
         """Every entry failed: SQS answers without a request (an empty batch is invalid)."""
-        if not self.nothing_left:
-            return None
-        return SimpleNamespace(status_code=200, headers={}), {"Successful": [], "Failed": []}
+        if self.call.dropped and len(self.call.dropped) == self.call.size:
+            return SimpleNamespace(status_code=200, headers={}), {"Successful": [], "Failed": []}
+        return None
 
     def report(self, parsed: dict[str, Any], **_: Any) -> None:
         parsed.setdefault("Failed", []).extend(
-            {"Id": id, "SenderFault": False, "Code": "InternalError", "Message": "try again"}
-            for id in self.dropped
+            {
+                "Id": id,
+                "SenderFault": self.sender_fault,
+                "Code": "InvalidMessageContents" if self.sender_fault else "InternalError",
+                "Message": "refused" if self.sender_fault else "try again",
+            }
+            for id in self.call.dropped
         )
 
 
@@ -283,6 +295,38 @@ def test_failed_entries_are_retried_until_sent(
     assert faults.failures == {"k03": 2, "k11": 2}
     assert summary.calls == 6  # each of the two batches: the call and two retries
     assert keys_of(drain(sqs, queue)) == keys  # each exactly once
+
+
+def test_an_entry_sqs_blames_on_the_sender_is_not_retried(
+    bucket: Any, sqs: Any, queue: str, fast_retries: None
+) -> None:
+    for key in ("a", "b", "c"):
+        put(bucket, BUCKET, key)
+    faults = FailingEntries(sqs, {"b"}, times=None, sender_fault=True)
+    summary = backfill.send_to_queue(
+        backfill.objects_to_backfill(bucket, Scope(BUCKET)), sqs, queue, region="us-east-1"
+    )
+    assert faults.failures == {"b": 1} and summary.calls == 1
+    assert summary.failed == (backfill.FailedEntry("b", "InvalidMessageContents", "refused"),)
+    assert (summary.messages, summary.resume_after, summary.ok) == (2, "a", False)
+    assert keys_of(drain(sqs, queue)) == ["a", "c"]
+
+
+def test_a_queue_that_cannot_be_used_stops_the_backfill(
+    bucket: Any, sqs: Any, queue: str, fast_retries: None
+) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda index: put(bucket, BUCKET, f"k{index:03d}"), range(250)))
+    sqs.delete_queue(QueueUrl=queue)  # gone after the command checked it
+    listing = backfill.objects_to_backfill(bucket, Scope(BUCKET))
+    summary = backfill.send_to_queue(listing, sqs, queue, region="us-east-1")
+    assert summary.error is not None and "does not exist" in summary.error
+    assert summary.messages == 0 and summary.resume_after is None
+    assert summary.objects < 250  # stopped, not every batch tried in vain
+    assert len(summary.failed) == summary.objects  # each named, none silently dropped
+    lines = summary.lines()
+    assert lines[-2].startswith("stopped early: ")
+    assert lines[-1].endswith("run again with the same command (nothing was sent)")
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, sqs: Any, *arguments: str) -> int:
@@ -487,3 +531,12 @@ def test_progress_lines_name_the_last_key_sent(
     assert run_cli(monkeypatch, sqs, "--bucket", BUCKET, "--queue-url", queue) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "backfill progress" in line]
     assert lines and "last_key=k2" in lines[-1] and "objects_done=3" in lines[-1]
+
+
+def test_the_listing_client_reads_the_same_timestamps_as_botocore(bucket: Any) -> None:
+    put(bucket, BUCKET, "a.txt")
+    plain = bucket.list_objects_v2(Bucket=BUCKET)["Contents"][0]["LastModified"]
+    fast = backfill.listing_client().list_objects_v2(Bucket=BUCKET)["Contents"][0]
+    assert fast["LastModified"] == plain and fast["LastModified"].utcoffset() is not None
+    [obj] = backfill.objects_to_backfill(backfill.listing_client(), Scope(BUCKET))
+    assert obj.last_modified == plain
