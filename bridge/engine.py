@@ -28,9 +28,8 @@ from bridge.groups import ExecutionGroup
 from bridge.handler import KILL_GRACE_SECONDS, run_handler
 from bridge.jqfilter import FilterRuntimeError, FilterVerdict
 from bridge.lineage import is_reserved
-from bridge.lineage_store import LineageStore, Removal
+from bridge.lineage_store import LineageStore
 from bridge.logs import log
-from bridge.metrics import GroupMetrics, record_group
 from bridge.outcomes import PERMANENT_S3_ERRORS, GroupOutcome, Status, unusable_triggers
 from bridge.paths import ListedObject, PullItem, PullPlan, object_key, plan_event_pull, plan_pull
 from bridge.progress import Progress
@@ -43,6 +42,7 @@ from bridge.storage import (
     Upload,
     error_code,
 )
+from bridge.summary import GroupReport, log_summary
 
 logger = logging.getLogger("bridge.engine")
 
@@ -90,36 +90,6 @@ class GroupFailure(Exception):
     def __init__(self, reason: str, permanent: bool = False) -> None:
         super().__init__(reason)
         self.permanent = permanent
-
-
-@dataclass
-class _Report:
-    """What the summary line says about a group; filled in as the phases run."""
-
-    scope: str = "prefix"
-    listed: int = 0
-    pulled: int = 0
-    gone: int = 0  # events scope: triggering objects deleted since their event
-    skipped: dict[str, str] = field(default_factory=dict)
-    bytes_in: int = 0
-    bytes_out: int = 0
-    unverified: int = 0
-    uploaded: tuple[str, ...] = ()
-    unchanged: int = 0
-    not_uploaded: dict[str, str] = field(default_factory=dict)
-    filter: str | None = None
-    depth: int | None = None
-    removal: Removal = field(default_factory=Removal)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            # The unit is in the key (pull_ms), so a log query needs no documentation.
-            self.timings[f"{name}_ms"] = round(1000 * (time.perf_counter() - started), 1)
 
 
 @dataclass(frozen=True)
@@ -188,7 +158,7 @@ class Engine:
         self, group: ExecutionGroup, context: InvocationContext | None = None
     ) -> GroupOutcome:
         """Decide (list, filter, pull plan), then pull, run the handler, diff and push."""
-        report = _Report(scope=self.settings.pull_scope)
+        report = GroupReport(scope=self.settings.pull_scope)
         started: dict[str, Any] = {"bucket": group.bucket, "prefix": group.prefix}
         started["events"] = len(group.events)
         if group.message_ids:
@@ -203,15 +173,15 @@ class Engine:
         except Exception as exc:  # anything unforeseen fails this group only, not the batch
             logger.exception("unexpected error in group %s", group.label)
             outcome = GroupOutcome(group, Status.FAILED, f"unexpected {type(exc).__name__}: {exc}")
-        self._summarise(group, outcome, report)
+        log_summary(group, outcome, report, lineage=self.follower is not None)
         return outcome
 
-    def decide(self, group: ExecutionGroup, report: _Report | None = None) -> GroupPlan:
+    def decide(self, group: ExecutionGroup, report: GroupReport | None = None) -> GroupPlan:
         """List (unless the scope needs no listing), evaluate the filter, plan the pull.
 
         Reads only listings: the one decision path of ``run_group`` and ``plan_group``.
         """
-        report = report or _Report()
+        report = report or GroupReport()
         settings = self.settings
         events_scope = settings.pull_scope == "events"
         listing: tuple[ListedObject, ...] | None = None
@@ -278,7 +248,7 @@ class Engine:
         return ChainDepth(max([0, *depths]), self.settings.max_chain_depth)
 
     def _run(
-        self, group: ExecutionGroup, context: InvocationContext, report: _Report
+        self, group: ExecutionGroup, context: InvocationContext, report: GroupReport
     ) -> GroupOutcome:
         follower = self.follower
         target = self.settings.target_for(group.bucket)
@@ -367,7 +337,7 @@ class Engine:
         )
 
     def _pull(
-        self, plan: GroupPlan, root: Path, report: _Report
+        self, plan: GroupPlan, root: Path, report: GroupReport
     ) -> tuple[tuple[PullItem, ...], Mapping[str, int]]:
         """Pull the planned objects; returns those pulled and their chain depths."""
         group = plan.group
@@ -469,55 +439,6 @@ class Engine:
             return self.storage.stored_etags(plan.target_bucket, keys)
         return self.storage.etags(plan.target_bucket, group.prefix)
 
-    def _summarise(self, group: ExecutionGroup, outcome: GroupOutcome, report: _Report) -> None:
-        fields: dict[str, Any] = {
-            "bucket": group.bucket,
-            "prefix": group.prefix,
-            "events": [e.key for e in group.events],
-            "scope": report.scope,
-            "outcome": outcome.status.value,
-        }
-        if outcome.reason:
-            fields["reason"] = outcome.reason
-            if group.message_ids:  # beside the reason: a message in the DLQ leads here
-                fields["message_ids"] = sorted(group.message_ids)
-        fields.update(
-            listed=report.listed,
-            pulled=report.pulled,
-            gone=report.gone,
-            skipped=report.skipped,
-            bytes_in=report.bytes_in,
-            bytes_out=report.bytes_out,
-            uploaded=len(report.uploaded),
-            unchanged=report.unchanged,
-            unverified=report.unverified,
-        )
-        if report.not_uploaded:
-            fields["not_uploaded"] = report.not_uploaded
-        if report.filter is not None:
-            fields["filter"] = report.filter
-        if report.depth is not None:
-            fields["depth"] = report.depth
-        if self.follower is not None:
-            fields["removed"] = len(report.removal.removed)
-            if report.removal.kept:
-                fields["kept"] = report.removal.kept
-        fields["timings"] = report.timings
-        level = logging.ERROR if outcome.status is Status.FAILED else logging.INFO
-        log(logger, level, "group summary", **fields)
-        record_group(
-            GroupMetrics(
-                bucket=group.bucket,
-                prefix=group.prefix,
-                outcome=outcome.status.value,
-                handler_ms=report.timings.get("handler_ms"),
-                bytes_in=report.bytes_in,
-                bytes_out=report.bytes_out,
-                uploaded=len(report.uploaded),
-                unchanged=report.unchanged,
-            )
-        )
-
 
 def _progress(what: str, items: Sequence[PullItem], group: ExecutionGroup) -> Progress:
     total = sum(item.obj.size for item in items)
@@ -533,7 +454,7 @@ def _total_size(root: Path, paths: Sequence[str]) -> int:
     return total
 
 
-def _report_unverified(keys: Sequence[str], report: _Report) -> None:
+def _report_unverified(keys: Sequence[str], report: GroupReport) -> None:
     report.unverified = len(keys)
     if keys:
         why = "no checksum this process can compute, no MD5 ETag"
