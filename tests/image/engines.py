@@ -71,7 +71,8 @@ def works(argv: Sequence[str]) -> bool:
 
 
 class Engine:
-    """Builds, inspects and runs images; the two engines differ only in their commands."""
+    """Builds, inspects and runs images through one program (docker, podman); the
+    subclasses say how it builds, and buildah how it runs without a working ``run``."""
 
     name = "engine"
 
