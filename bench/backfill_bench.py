@@ -6,7 +6,8 @@ botocore hook counting its SendMessageBatch calls). Baseline: ``aws s3api list-o
 of the same prefix, the listing alone, also a fresh process; when no aws CLI could be had, a
 boto3 paginator listing the prefix in a fresh process instead (the row says so). After every
 bridge run the queue must hold exactly one message per object and the calls must be
-``ceil(N / 10)``; every run sends to a new, empty queue.
+``ceil(N / 10)``; every run sends to a new, empty queue. Row P9s, for contrast, times the
+endpoint alone taking the same SendMessageBatch calls from a plain boto3 pool.
 
 P9 runs on a moto server of its own, ``bench/moto_sqs.py``: moto walks the whole queue for
 every message it is sent, so plain moto makes N notifications cost O(N²) (its docstring
@@ -22,12 +23,15 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 from environments import Environments
 from harness import BENCH, Row, interleaved
 from local_aws import MotoServer
+
+from bridge.backfill import SEND_CONCURRENCY, ExistingObject, notification_body
 
 BUCKET, PREFIX = "bench-p9", "existing/"
 BOTO3_LIST = (
@@ -94,15 +98,43 @@ def _p9(endpoint: str, objects: int, runs: int, sides: Environments) -> list[Row
         subprocess.run(baseline_command, check=True, stdout=subprocess.DEVNULL, env=environment)
         return time.perf_counter() - started
 
-    # No warm-up: both sides are fresh processes, and moto keeps no connections to warm.
-    bridges, baselines = interleaved([bridge, baseline], runs, warmup=False)
+    # The endpoint's own cost of the sends, for contrast: the same number of SendMessageBatch
+    # calls of the same bodies from a plain boto3 pool as wide as the bridge's, no listing.
+    bodies = [notification_body(_sample(BUCKET, key), "us-east-1") for key in keys]
+    batches = [bodies[start : start + 10] for start in range(0, objects, 10)]
+
+    def sends_alone() -> float:
+        url = sqs.create_queue(QueueName=f"bench-p9-{next(numbers)}")["QueueUrl"]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(SEND_CONCURRENCY) as pool:
+            list(pool.map(lambda batch: _send(sqs, url, batch), batches))
+        elapsed = time.perf_counter() - started
+        sqs.delete_queue(QueueUrl=url)
+        return elapsed
+
+    # No warm-up: the timed sides are fresh processes, and moto keeps no connections to warm.
+    bridges, baselines, sends = interleaved([bridge, baseline, sends_alone], runs, warmup=False)
     counted = (
         f"SendMessageBatch calls every run: {sorted(set(calls))} (ceil(N/10) = {expected_calls})"
     )
     wrong = any(n != expected_calls for n in calls)
     what = f"backfill: {objects:,} existing objects -> queue vs {what_baseline}"
     note = "; ".join(part for part in (counted, note) if part)
-    return [Row("P9", what, "s", bridges, baselines, "<= 1.50x", 1.50, note=note, crashed=wrong)]
+    rows = [Row("P9", what, "s", bridges, baselines, "<= 1.50x", 1.50, note=note, crashed=wrong)]
+    contrast = f"the sends alone: {len(batches):,} SendMessageBatch (boto3) vs the listing"
+    rows.append(Row("P9s", contrast, "s", sends, baselines, "(contrast)", 0.0, info=True))
+    return rows
+
+
+def _sample(bucket: str, key: str) -> ExistingObject:
+    return ExistingObject(bucket, key, 100, "0" * 32, datetime.now(UTC))
+
+
+def _send(sqs: object, url: str, bodies: list[str]) -> None:
+    entries = [{"Id": str(index), "MessageBody": body} for index, body in enumerate(bodies)]
+    response = sqs.send_message_batch(QueueUrl=url, Entries=entries)  # type: ignore[attr-defined]
+    if response.get("Failed"):
+        raise BenchmarkError(f"P9s: entries failed: {response['Failed']}")
 
 
 def _queued(sqs: object, url: str) -> int:

@@ -24,6 +24,7 @@ from bridge.cli import main
 from bridge.events import parse_sqs_body
 from tests.conftest import MotoServer, bridge_command, subprocess_env
 from tests.helpers import handler, put, versioned_bucket
+from tests.pipeline_files import pipeline, step
 
 BUCKET = "backfill-bucket"
 WHEN = datetime(2024, 5, 1, 12, 34, 56, 789000, tzinfo=UTC)
@@ -540,3 +541,16 @@ def test_the_listing_client_reads_the_same_timestamps_as_botocore(bucket: Any) -
     assert fast["LastModified"] == plain and fast["LastModified"].utcoffset() is not None
     [obj] = backfill.objects_to_backfill(backfill.listing_client(), Scope(BUCKET))
     assert obj.last_modified == plain
+
+
+def test_a_step_scope_narrows_within_its_notification_prefix(tmp_path: Path) -> None:
+    [map_step] = pipeline(
+        tmp_path, step("map", on_prefix="jobs/", on_suffix=".txt", on_key="/input/")
+    ).steps
+    scope = backfill.scope_for_step(map_step, "jobs/7/", start_after="jobs/7/a")
+    assert (scope.bucket, scope.prefix, scope.suffix) == ("data", "jobs/7/", ".txt")
+    assert scope.match_key is not None and scope.match_key.pattern == "/input/"
+    assert scope.start_after == "jobs/7/a"
+    assert backfill.scope_for_step(map_step, "jo").prefix == "jobs/"  # the filter is narrower
+    with pytest.raises(ValueError, match="outside step map's notification prefix 'jobs/'"):
+        backfill.scope_for_step(map_step, "other/")
