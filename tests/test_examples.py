@@ -227,8 +227,8 @@ def test_wordcount_map_then_reduce_gives_the_exact_total(
     assert json.loads(read(s3, JOBS, counts_key("a.txt"))) == COUNTS_A
 
     map_inputs(s3, mapper, "c.txt")
-    answer = reducer.handle_payload(sqs_batch(JOBS, counts_key("c.txt")))
-    assert (answer.is_error, answer.body) == (False, {"batchItemFailures": []})
+    result = reducer.process(parse_invocation(sqs_batch(JOBS, counts_key("c.txt"))))
+    assert result.response() == {"batchItemFailures": []}, result.outcomes
 
     assert set(listing(s3, JOBS, JOB + "result/")) == RESULT_KEYS
     total = json.loads(read(s3, JOBS, JOB + "result/total.json"))
