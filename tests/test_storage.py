@@ -10,12 +10,14 @@ import logging
 import os
 import zlib
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.stub import Stubber
 
 import bridge.pull
 from bridge.events import ObjectEvent
@@ -544,3 +546,34 @@ def test_an_upload_damaged_every_time_fails_the_push(
         with pytest.raises(IntegrityError, match=r"s3://bkt/out.bin: the stored object's ETag"):
             storage.push("bkt", tmp_path, [Upload("out.bin", "out.bin", "x/y", {})])
     assert calls["PutObject"] == 3
+
+
+def test_a_listing_follows_every_page_and_stops_on_a_repeated_token() -> None:
+    """ListObjectsV2 page by page with its continuation token (no paginator)."""
+    client = boto3.client("s3", region_name="us-east-1")
+    stubber = Stubber(client)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def page(keys: list[str], token: str | None, sent: str | None) -> None:
+        answer: dict[str, Any] = {
+            "Contents": [{"Key": k, "Size": 1, "ETag": '"e"', "LastModified": when} for k in keys],
+            "IsTruncated": token is not None,
+        }
+        if token is not None:
+            answer["NextContinuationToken"] = token
+        expected = {"Bucket": "bkt", "Prefix": "in/"}
+        if sent is not None:
+            expected["ContinuationToken"] = sent
+        stubber.add_response("list_objects_v2", answer, expected)
+
+    page(["in/a", "in/b"], "t1", None)
+    page(["in/c"], "t2", "t1")
+    page(["in/d"], None, "t2")
+    page(["in/e"], "t3", None)
+    page(["in/f"], "t3", "t3")
+    with stubber:
+        listed = Storage(client, 2).list_objects("bkt", "in/")
+        assert [o.key for o in listed] == ["in/a", "in/b", "in/c", "in/d"]
+        with pytest.raises(RuntimeError, match="same continuation token twice"):
+            Storage(client, 2).list_objects("bkt", "in/")
+    stubber.assert_no_pending_responses()
