@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import collections
 import hashlib
+import io
 import logging
 import os
 import zlib
@@ -17,9 +18,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 import bridge.pull
+from bridge import ranged
 from bridge.events import ObjectEvent
 from bridge.groups import ExecutionGroup
 from bridge.outcomes import Status
@@ -577,3 +580,18 @@ def test_a_listing_follows_every_page_and_stops_on_a_repeated_token() -> None:
         with pytest.raises(RuntimeError, match="same continuation token twice"):
             Storage(client, 2).list_objects("bkt", "in/")
     stubber.assert_no_pending_responses()
+
+
+def test_a_server_that_ignores_the_range_fails_the_segment(tmp_path: Path) -> None:
+    """A ranged GET answered with another length would write over other segments: refused."""
+    client = boto3.client("s3", region_name="us-east-1")
+    stubber = Stubber(client)
+    whole = b"x" * 10
+    stubber.add_response(
+        "get_object",
+        {"Body": StreamingBody(io.BytesIO(whole), len(whole)), "ContentLength": len(whole)},
+        {"Bucket": "bkt", "Key": "k", "Range": "bytes=0-4", "IfMatch": '"e"'},
+    )
+    refused = pytest.raises(ranged.RangeIgnored, match="asked for 5 bytes at 0, answered 10")
+    with stubber, (tmp_path / "k").open("w+b") as stream, refused:
+        ranged.download(client, "bkt", "k", "e", stream.fileno(), [5], 1, None)
