@@ -21,11 +21,13 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from environments import Environment, Environments
@@ -175,27 +177,41 @@ def p6_throughput(invocations: int, runs: int, sides: Environments) -> list[Row]
             return [Row.missing("P6", what, "<= 1.00x", note)]
     assert bridge.command is not None and ric.python is not None
     payload = sample_payload("sqs", "bench-p6", "incoming/nothing-matches.txt")
+    cpu: dict[str, list[float]] = {"bridge": [], "awslambdaric": []}
     with (
         FakeRuntimeApi() as bridge_api,
         FakeRuntimeApi() as ric_api,
         running(
             [str(bridge.command), str(bridge.python), "-c", "pass"],
             runtime_environment(bridge_api, MATCH_KEY="^never/"),
-        ),
+        ) as bridge_process,
         running(
             [str(ric.python), "-m", "awslambdaric", "ric_function.noop"],
             runtime_environment(ric_api),
-        ),
+        ) as ric_process,
     ):
         bridge_api.wait_waiting(1, timeout=60)
         ric_api.wait_waiting(1, timeout=60)
+
+        def batch(api: FakeRuntimeApi, pid: int, name: str) -> Callable[[], float]:
+            def run() -> float:
+                before = cpu_seconds(pid)
+                elapsed = time_batch(api, payload, invocations)
+                cpu[name].append((cpu_seconds(pid) - before) / invocations)
+                return elapsed
+
+            return run
+
         bridges, baselines = interleaved(
             [
-                lambda: time_batch(bridge_api, payload, invocations),
-                lambda: time_batch(ric_api, payload, invocations),
+                batch(bridge_api, bridge_process.pid, "bridge"),
+                batch(ric_api, ric_process.pid, "awslambdaric"),
             ],
             runs,
         )
+    per_call = ", ".join(  # values[0] is the untimed warm-up batch
+        f"{name} {statistics.median(values[1:]) * 1e6:.0f} µs" for name, values in cpu.items()
+    )
     return [
         Row(
             "P6",
@@ -205,9 +221,16 @@ def p6_throughput(invocations: int, runs: int, sides: Environments) -> list[Row]
             baselines,
             "<= 1.00x",
             1.00,
-            note="time for the whole batch; a ratio <= 1.00x is a throughput >= 1.0x",
+            note="time for the whole batch; a ratio <= 1.00x is a throughput >= 1.0x; CPU "
+            f"per invocation of each runtime's process (median of the timed batches): {per_call}",
         )
     ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def time_batch(api: FakeRuntimeApi, payload: object, count: int) -> float:

@@ -42,13 +42,26 @@ class Lookups:
         self._concurrency = concurrency
 
     def list_objects(self, bucket: str, prefix: str) -> list[ListedObject]:
-        """Every object under ``prefix`` (all pages of ListObjectsV2)."""
-        paginator = self.client.get_paginator("list_objects_v2")
-        listed = []
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for entry in page.get("Contents", []):
-                listed.append(_listed_object(dict(entry)))
-        return listed
+        """Every object under ``prefix`` (all pages of ListObjectsV2).
+
+        Page by page with the continuation token rather than botocore's paginator, whose
+        first use in a process lists every service model installed (tens of ms, paid by the
+        first invocation of every Lambda environment: BENCHMARKS.md, F1).
+        """
+        listed: list[ListedObject] = []
+        request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        while True:
+            page = self.client.list_objects_v2(**request)
+            listed.extend(_listed_object(dict(entry)) for entry in page.get("Contents", []))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return listed
+            if token == request.get("ContinuationToken"):
+                raise RuntimeError(
+                    f"s3://{bucket}/{prefix}: ListObjectsV2 answered the same continuation "
+                    "token twice"
+                )
+            request["ContinuationToken"] = token
 
     def etags(self, bucket: str, prefix: str) -> dict[str, str]:
         """ETag (without quotes) of every object under ``prefix``, by key."""

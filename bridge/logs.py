@@ -84,9 +84,23 @@ def xray_root(header: str | None) -> str | None:
     return None
 
 
+_last_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-    return f"{seconds}.{int(record.msecs):03d}Z"
+    # Lines come many to a second (one per invocation, at least): format each second once.
+    whole = int(record.created)
+    last = _last_second
+    if last[0] != whole:
+        last[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        last[0] = whole
+    return f"{last[1]}.{int(record.msecs):03d}Z"
+
+
+# json.dumps builds an encoder per call when given options: build each once.
+_quoted = json.JSONEncoder(ensure_ascii=False).encode
+_compact = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":")).encode
+_json_line = json.JSONEncoder(ensure_ascii=False, default=lambda v: printable(str(v))).encode
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -114,8 +128,8 @@ class TextFormatter(logging.Formatter):
 def _text_value(value: Any) -> str:
     if isinstance(value, str):
         text = printable(value)
-        return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
-    return printable(json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":")))
+        return _quoted(text) if (" " in text or not text) else text
+    return printable(_compact(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -143,7 +157,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             lines = self.formatException(record.exc_info).splitlines()
             entry["stackTrace"] = [printable(line) for line in lines]
-        return json.dumps(entry, ensure_ascii=False, default=lambda v: printable(str(v)))
+        return _json_line(entry)
 
 
 def configure_logging(

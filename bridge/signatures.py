@@ -10,18 +10,21 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR
+from typing import NamedTuple
 
 from bridge.logs import log
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class FileSignature:
-    """What the snapshot remembers of a file: enough to tell it may have changed."""
+class FileSignature(NamedTuple):
+    """What the snapshot remembers of a file: enough to tell it may have changed.
+
+    A named tuple, not a dataclass: thousands are made and compared per group (the
+    snapshot and the diff make and compare one per file), and tuples do both in C.
+    """
 
     size: int
     mtime_ns: int
@@ -38,7 +41,12 @@ Snapshot = dict[str, FileSignature]
 
 def take_snapshot(root: Path, paths: Iterable[str]) -> Snapshot:
     """Signatures of the pulled files at relative POSIX ``paths`` under ``root``."""
-    return {path: FileSignature.of(os.lstat(root / path)) for path in paths}
+    base = f"{root}/"
+    snapshot = {}
+    for path in paths:
+        stat = os.lstat(base + path)
+        snapshot[path] = FileSignature(stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    return snapshot
 
 
 def changed_files(root: Path, before: Snapshot) -> list[str]:
@@ -54,7 +62,7 @@ def changed_files(root: Path, before: Snapshot) -> list[str]:
 
 
 def _regular_files(root: Path, relative: str = "") -> Iterator[tuple[str, FileSignature]]:
-    with os.scandir(root / relative if relative else root) as entries:
+    with os.scandir(f"{root}/{relative}" if relative else root) as entries:
         for entry in entries:
             path = f"{relative}{entry.name}"
             if not _is_utf8(entry.name):
@@ -62,7 +70,8 @@ def _regular_files(root: Path, relative: str = "") -> Iterator[tuple[str, FileSi
             elif entry.is_dir(follow_symlinks=False):
                 yield from _regular_files(root, path + "/")
             elif entry.is_file(follow_symlinks=False):
-                yield path, FileSignature.of(entry.stat(follow_symlinks=False))
+                stat = entry.stat(follow_symlinks=False)
+                yield path, FileSignature(stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
 def _is_utf8(name: str) -> bool:

@@ -6,18 +6,23 @@ from __future__ import annotations
 import base64
 import collections
 import hashlib
+import io
 import logging
 import os
 import zlib
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
 
 import bridge.pull
+from bridge import ranged
 from bridge.events import ObjectEvent
 from bridge.groups import ExecutionGroup
 from bridge.outcomes import Status
@@ -544,3 +549,49 @@ def test_an_upload_damaged_every_time_fails_the_push(
         with pytest.raises(IntegrityError, match=r"s3://bkt/out.bin: the stored object's ETag"):
             storage.push("bkt", tmp_path, [Upload("out.bin", "out.bin", "x/y", {})])
     assert calls["PutObject"] == 3
+
+
+def test_a_listing_follows_every_page_and_stops_on_a_repeated_token() -> None:
+    """ListObjectsV2 page by page with its continuation token (no paginator)."""
+    client = boto3.client("s3", region_name="us-east-1")
+    stubber = Stubber(client)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def page(keys: list[str], token: str | None, sent: str | None) -> None:
+        answer: dict[str, Any] = {
+            "Contents": [{"Key": k, "Size": 1, "ETag": '"e"', "LastModified": when} for k in keys],
+            "IsTruncated": token is not None,
+        }
+        if token is not None:
+            answer["NextContinuationToken"] = token
+        expected = {"Bucket": "bkt", "Prefix": "in/"}
+        if sent is not None:
+            expected["ContinuationToken"] = sent
+        stubber.add_response("list_objects_v2", answer, expected)
+
+    page(["in/a", "in/b"], "t1", None)
+    page(["in/c"], "t2", "t1")
+    page(["in/d"], None, "t2")
+    page(["in/e"], "t3", None)
+    page(["in/f"], "t3", "t3")
+    with stubber:
+        listed = Storage(client, 2).list_objects("bkt", "in/")
+        assert [o.key for o in listed] == ["in/a", "in/b", "in/c", "in/d"]
+        with pytest.raises(RuntimeError, match="same continuation token twice"):
+            Storage(client, 2).list_objects("bkt", "in/")
+    stubber.assert_no_pending_responses()
+
+
+def test_a_server_that_ignores_the_range_fails_the_segment(tmp_path: Path) -> None:
+    """A ranged GET answered with another length would write over other segments: refused."""
+    client = boto3.client("s3", region_name="us-east-1")
+    stubber = Stubber(client)
+    whole = b"x" * 10
+    stubber.add_response(
+        "get_object",
+        {"Body": StreamingBody(io.BytesIO(whole), len(whole)), "ContentLength": len(whole)},
+        {"Bucket": "bkt", "Key": "k", "Range": "bytes=0-4", "IfMatch": '"e"'},
+    )
+    refused = pytest.raises(ranged.RangeIgnored, match="asked for 5 bytes at 0, answered 10")
+    with stubber, (tmp_path / "k").open("w+b") as stream, refused:
+        ranged.download(client, "bkt", "k", "e", stream.fileno(), [5], 1, None)
