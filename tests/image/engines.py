@@ -128,15 +128,8 @@ class Engine:
     @contextmanager
     def running(self, spec: RunSpec, log: Path) -> Iterator[subprocess.Popen[bytes]]:
         """The image running under the RIE, its output in ``log``; stopped on exit."""
-        with open(log, "wb") as output:
-            process = subprocess.Popen(
-                self.run_argv(spec),
-                env={**os.environ, **spec.env},  # the client passes them on by name
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        # The client passes the variables on by name.
+        process = start_logged(self.run_argv(spec), {**os.environ, **spec.env}, log)
         try:
             yield process
         finally:
@@ -222,15 +215,7 @@ class Buildah(Engine):
         with self.mounted(spec.image) as root:
             config = self.inspect(spec.image)
             argv = chroot_argv(root, spec, config.workdir or "/")
-            with open(log, "wb") as output:
-                process = subprocess.Popen(
-                    argv,
-                    env={**config.env, **spec.env},
-                    stdin=subprocess.DEVNULL,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            process = start_logged(argv, {**config.env, **spec.env}, log)
             try:
                 yield process
             finally:
@@ -276,6 +261,19 @@ def chroot_argv(root: Path, spec: RunSpec, workdir: str) -> list[str]:
         unshare, "--mount", "--propagation=private", "sh", "-c", CHROOT_SCRIPT, "sh",
         str(root), str(spec.rie), spec.user, workdir, RIE_IN_IMAGE, *spec.command,
     ]  # fmt: skip
+
+
+def start_logged(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``argv`` started in a session of its own, its output (both streams) in ``log``."""
+    with open(log, "wb") as output:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
