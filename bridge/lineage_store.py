@@ -4,8 +4,9 @@ Every operation costs O(outputs of one unit) requests and never lists the target
 are removed before a record is written or dropped: a failure in between leaves the old
 record, and the retry finds the same outputs (those already gone count as ``gone``).
 
-An output is removed only while its ETag is the recorded one: a later write by anyone
-else wins and the output is kept (and no longer recorded).
+An output is removed only while its ETag is the recorded one (HeadObject, then DeleteObject
+with If-Match, so a write between the two wins too): a later write by anyone else wins and
+the output is kept (and no longer recorded).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 # Without s3:ListBucket, S3 answers 403 for a key that does not exist.
 _DENIED = frozenset({"403", "AccessDenied", "Forbidden"})
+_STALE = frozenset({"412", "PreconditionFailed"})
 OVERWRITTEN = "overwritten since the bridge wrote it (ETag {current}, recorded {recorded})"
 
 
@@ -87,7 +89,8 @@ class LineageStore:
 
     def remove_outputs(self, target: str, outputs: Mapping[str, str]) -> Removal:
         """Delete each output whose current ETag is the recorded one (HeadObject, then
-        DeleteObject); an output gone already counts as ``gone``, a changed one is kept."""
+        DeleteObject with If-Match); an output gone already counts as ``gone``, a changed
+        one is kept."""
         removed, gone, kept = [], [], {}
         for key, recorded in outputs.items():
             try:
@@ -97,12 +100,24 @@ class LineageStore:
                     gone.append(key)
                     continue
                 raise
-            if current != recorded:
-                kept[key] = OVERWRITTEN.format(current=current, recorded=recorded)
-                log(logger, logging.INFO, "output kept", key=key, why=kept[key])
-                continue
-            self.client.delete_object(Bucket=target, Key=key)
-            removed.append(key)
+            if current == recorded:
+                # If-Match too: a write between the HeadObject and the delete wins (S3 answers
+                # 412); the HeadObject keeps the guard on stores that ignore If-Match.
+                try:
+                    self.client.delete_object(Bucket=target, Key=key, IfMatch=f'"{recorded}"')
+                except ClientError as exc:
+                    code = _code(exc)
+                    if code in _MISSING:
+                        gone.append(key)
+                        continue
+                    if code not in _STALE:
+                        raise
+                    current = "changed while it was removed"
+                else:
+                    removed.append(key)
+                    continue
+            kept[key] = OVERWRITTEN.format(current=current, recorded=recorded)
+            log(logger, logging.INFO, "output kept", key=key, why=kept[key])
         return Removal(tuple(removed), tuple(gone), kept)
 
     def forget(self, unit: Unit, target: str) -> Removal:

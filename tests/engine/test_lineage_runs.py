@@ -268,3 +268,25 @@ def test_step_name_files_records_apart(src: Any) -> None:
     )
     unit = Unit("thumbs", BUCKET, "object", "in/a.txt")
     assert reserved_keys(src, BUCKET) == [unit.record_key]
+
+
+def test_a_write_between_the_check_and_the_delete_wins(src: Any) -> None:
+    """The ETag is checked with HeadObject, and the delete carries If-Match: an output
+    overwritten in between is kept (S3 answers 412)."""
+    put(src, BUCKET, "in/a.txt", "alpha")
+    app = events_app()
+    sqs_run(app, [s3_notification(BUCKET, ["in/a.txt"])])
+    src.delete_object(Bucket=BUCKET, Key="in/a.txt")
+
+    def overwrite(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"] == "in/out/a.txt":
+            put(src, BUCKET, "in/out/a.txt", "written meanwhile")
+
+    events = app.engine.storage.client.meta.events
+    events.register("before-parameter-build.s3.DeleteObject", overwrite)
+    try:
+        body, _ = sqs_run(app, [removal("in/a.txt")])
+    finally:
+        events.unregister("before-parameter-build.s3.DeleteObject", overwrite)
+    assert failed_ids(body) == []
+    assert objects(src, BUCKET, "in/") == {"in/out/a.txt": b"written meanwhile"}
