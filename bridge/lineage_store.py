@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from bridge.clients import DENIED, MISSING, STALE, error_code
 from bridge.lineage import LineageRecord, Unit
 from bridge.logs import log
 
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
-# Without s3:ListBucket, S3 answers 403 for a key that does not exist.
-_DENIED = frozenset({"403", "AccessDenied", "Forbidden"})
-_STALE = frozenset({"412", "PreconditionFailed"})
 OVERWRITTEN = "overwritten since the bridge wrote it (ETag {current}, recorded {recorded})"
 
 
@@ -55,11 +52,14 @@ class LineageStore:
 
     def read(self, target: str, unit: Unit) -> LineageRecord | None:
         """The unit's record in ``target``; None when there is none."""
-        key = unit.record_key
+        return self.read_key(target, unit.record_key)
+
+    def read_key(self, target: str, key: str) -> LineageRecord | None:
+        """The record stored at ``key`` of ``target``; None when there is none."""
         try:
             response = self.client.get_object(Bucket=target, Key=key)
         except ClientError as exc:
-            if _code(exc) in _MISSING:
+            if error_code(exc) in MISSING:
                 return None
             raise
         return LineageRecord.from_json(response["Body"].read(), f"s3://{target}/{key}")
@@ -82,7 +82,7 @@ class LineageStore:
         try:
             self.client.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
-            if _code(exc) in _MISSING | _DENIED:
+            if error_code(exc) in MISSING | DENIED:
                 return False
             raise
         return True
@@ -96,7 +96,7 @@ class LineageStore:
             try:
                 current = str(self.client.head_object(Bucket=target, Key=key)["ETag"]).strip('"')
             except ClientError as exc:
-                if _code(exc) in _MISSING | _DENIED:
+                if error_code(exc) in MISSING | DENIED:
                     gone.append(key)
                     continue
                 raise
@@ -106,11 +106,11 @@ class LineageStore:
                 try:
                     self.client.delete_object(Bucket=target, Key=key, IfMatch=f'"{recorded}"')
                 except ClientError as exc:
-                    code = _code(exc)
-                    if code in _MISSING:
+                    code = error_code(exc)
+                    if code in MISSING:
                         gone.append(key)
                         continue
-                    if code not in _STALE:
+                    if code not in STALE:
                         raise
                     current = "changed while it was removed"
                 else:
@@ -128,7 +128,3 @@ class LineageStore:
         removal = self.remove_outputs(target, previous.outputs)
         self.drop(target, unit)
         return removal
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))

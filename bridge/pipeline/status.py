@@ -35,7 +35,6 @@ from bridge import backfill
 from bridge.groups import group_prefix
 from bridge.jqfilter import FilterRuntimeError
 from bridge.lineage import (
-    LineageRecord,
     Unit,
     is_reserved,
     step_records_prefix,
@@ -238,19 +237,14 @@ def _records(
         for entry in page.get("Contents", []):
             unit = unit_of_record_key(step.name, source, entry["Key"])
             if unit is None:  # hashed: the record names its unit
-                record = _read_key(s3, target, entry["Key"])
+                try:
+                    record = store.read_key(target, entry["Key"])
+                except ValueError:
+                    record = None  # not a record the bridge can read: not this step's
                 unit = record.unit if record is not None else None
             if unit is not None:
                 found.append(Written(unit, entry["LastModified"]))
     return found
-
-
-def _read_key(s3: S3Client, bucket: str, key: str) -> LineageRecord | None:
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    try:
-        return LineageRecord.from_json(body, f"s3://{bucket}/{key}")
-    except ValueError:
-        return None
 
 
 def _filter_verdict(step: StepConfig, s3: S3Client, bucket: str, prefix: str) -> bool | None:
