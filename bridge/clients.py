@@ -4,18 +4,22 @@ One session per process: its clients stay separate, but service models load once
 Lambda pollers or consume workers would otherwise each pay for it). It is botocore's own
 session, on the same credential and configuration chain as boto3's: ``import boto3`` would
 load s3transfer (about 50 ms of start-up), which only large objects need
-(``bridge.multipart``), and the bridge uses none of what boto3 adds to a client.
+(``bridge.multipart``), and the bridge uses none of what boto3 adds to a client. Its data
+loader is botocore's, except that it does not list every installed service to find one
+(``FolderCheckLoader``).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast, overload
 
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, DataNotFoundError
+from botocore.loaders import Loader, create_loader
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -41,8 +45,12 @@ def sqs_client() -> SQSClient:
 
 @functools.cache
 def _session() -> botocore.session.Session:
-    # botocore reads only AWS_DEFAULT_REGION; Lambda and most tools also set AWS_REGION.
     session = botocore.session.get_session()
+    session.register_component(
+        "data_loader",
+        FolderCheckLoader.like(create_loader(session.get_config_variable("data_path"))),
+    )
+    # botocore reads only AWS_DEFAULT_REGION; Lambda and most tools also set AWS_REGION.
     if session.get_config_variable("region") is None and os.environ.get("AWS_REGION"):
         session.set_config_variable("region", os.environ["AWS_REGION"])
     return session
@@ -51,3 +59,55 @@ def _session() -> botocore.session.Session:
 def error_code(exc: ClientError) -> str:
     """The error code of an S3 error response (``NoSuchKey``, ``403``...)."""
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class FolderCheckLoader(Loader):
+    """botocore's model loader (same search paths, files, caches and extras), except for one
+    check. Before it loads a model, botocore makes sure the service is installed by listing
+    every installed service: some 400 folders, read twice for one S3 client (its model and
+    its endpoint rules), about 40 ms of a cold start. Here that check looks in the one
+    service's own folders; everything else that wants the list still gets all of it.
+    """
+
+    @classmethod
+    def like(cls, loader: Loader) -> FolderCheckLoader:
+        """A loader with the search paths of ``loader``, in the same order."""
+        return cls(extra_search_paths=loader.search_paths, include_default_search_paths=False)
+
+    # botocore's callers only test membership, iterate, join or sort: a lazy Sequence (a list
+    # subclass would be read by ", ".join through its empty storage).
+    def list_available_services(self, type_name: str) -> Sequence[str]:  # type: ignore[override]
+        """The installed services that have ``type_name`` data, listed only when needed."""
+        return InstalledServices(self, type_name)
+
+
+class InstalledServices(Sequence[str]):
+    """The answer of ``Loader.list_available_services``, built lazily: ``name in services``
+    looks only in that service's folders; iterating, indexing or ``len`` lists them all."""
+
+    def __init__(self, loader: Loader, type_name: str) -> None:
+        self._loader = loader
+        self._type_name = type_name
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            return bool(self._loader.list_api_versions(name, self._type_name))
+        except DataNotFoundError:
+            return False
+
+    @functools.cached_property
+    def _all(self) -> list[str]:
+        services: list[str] = Loader.list_available_services(self._loader, self._type_name)
+        return services
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._all[index]
+
+    def __len__(self) -> int:
+        return len(self._all)

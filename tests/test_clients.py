@@ -1,0 +1,70 @@
+"""The bridge's botocore session: botocore's model loader minus the listing of every service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import botocore.session
+import pytest
+from botocore.exceptions import UnknownServiceError
+from botocore.loaders import Loader, create_loader
+
+from bridge import clients
+from bridge.clients import FolderCheckLoader
+
+
+@pytest.fixture
+def fresh_session(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    clients._session.cache_clear()
+    yield
+    clients._session.cache_clear()
+
+
+def test_clients_are_made_without_listing_every_installed_service(
+    fresh_session: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed: list[str] = []
+    real = Loader.list_available_services
+
+    def recording(self: Loader, type_name: str) -> list[str]:
+        listed.append(type_name)
+        return real(self, type_name)
+
+    monkeypatch.setattr(Loader, "list_available_services", recording)
+    s3 = clients.s3_client()
+    sqs = clients.sqs_client()
+    assert s3.meta.service_model.service_name == "s3"
+    assert sqs.meta.service_model.service_name == "sqs"
+    assert listed == []  # only the folders of s3 and sqs were looked at
+    # Without the bridge's loader, botocore lists them all for the same client.
+    botocore.session.get_session().create_client("s3", region_name="us-east-1")
+    assert "service-2" in listed
+
+
+def test_an_unknown_service_still_fails_with_the_list_of_known_ones(fresh_session: None) -> None:
+    with pytest.raises(UnknownServiceError) as failure:
+        clients._session().create_client("no-such-service", region_name="us-east-1")
+    assert "no-such-service" in str(failure.value)
+    assert "s3" in str(failure.value).split("Valid service names are:")[-1]
+
+
+def test_the_loader_reads_the_same_models_from_the_same_paths() -> None:
+    botocore_loader = create_loader()
+    loader = FolderCheckLoader.like(botocore_loader)
+    assert loader.search_paths == botocore_loader.search_paths
+    for service in ("s3", "sqs"):
+        assert loader.load_service_model(service, "service-2") == (
+            botocore_loader.load_service_model(service, "service-2")
+        )
+
+
+def test_the_lazy_service_list_is_the_full_list_when_read_whole() -> None:
+    loader = FolderCheckLoader.like(create_loader())
+    services = loader.list_available_services("paginators-1")
+    assert "s3" in services and "sqs" in services
+    assert "no-such-service" not in services
+    full = Loader.list_available_services(create_loader(), "paginators-1")
+    assert list(services) == full
+    assert len(services) == len(full) and services[0] == full[0]
+    assert ", ".join(services) == ", ".join(full)
