@@ -1,16 +1,18 @@
-"""The bridge's botocore session: botocore's model loader minus the listing of every service."""
+"""The bridge's botocore session: botocore's model loader minus two start-up costs."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
+import botocore
 import botocore.session
 import pytest
 from botocore.exceptions import UnknownServiceError
-from botocore.loaders import Loader, create_loader
+from botocore.loaders import JSONFileLoader, Loader, create_loader
 
 from bridge import clients
-from bridge.clients import FolderCheckLoader
+from bridge.clients import ModelLoader, PlainJsonFileLoader
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ def test_an_unknown_service_still_fails_with_the_list_of_known_ones(fresh_sessio
 
 def test_the_loader_reads_the_same_models_from_the_same_paths() -> None:
     botocore_loader = create_loader()
-    loader = FolderCheckLoader.like(botocore_loader)
+    loader = ModelLoader.like(botocore_loader)
     assert loader.search_paths == botocore_loader.search_paths
     for service in ("s3", "sqs"):
         assert loader.load_service_model(service, "service-2") == (
@@ -60,7 +62,7 @@ def test_the_loader_reads_the_same_models_from_the_same_paths() -> None:
 
 
 def test_the_lazy_service_list_is_the_full_list_when_read_whole() -> None:
-    loader = FolderCheckLoader.like(create_loader())
+    loader = ModelLoader.like(create_loader())
     services = loader.list_available_services("paginators-1")
     assert "s3" in services and "sqs" in services
     assert "no-such-service" not in services
@@ -68,3 +70,14 @@ def test_the_lazy_service_list_is_the_full_list_when_read_whole() -> None:
     assert list(services) == full
     assert len(services) == len(full) and services[0] == full[0]
     assert ", ".join(services) == ", ".join(full)
+
+
+def test_model_files_decode_to_plain_dicts_equal_to_botocores(tmp_path: os.PathLike[str]) -> None:
+    data = os.path.join(os.path.dirname(botocore.__file__), "data")
+    ours, theirs = PlainJsonFileLoader(), JSONFileLoader()
+    for name in ("endpoints", "s3/2006-03-01/service-2", "sqs/2012-11-05/service-2"):
+        path = os.path.join(data, name)  # .json, .json.gz
+        model = ours.load_file(path)
+        assert model == theirs.load_file(path) and model is not None
+        assert type(model) is dict and list(model) == list(theirs.load_file(path))
+    assert ours.load_file(os.path.join(tmp_path, "absent")) is None
