@@ -18,17 +18,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge import signatures, workspace
-from bridge.follow import Follower
 from bridge.groups import ExecutionGroup
 from bridge.handler import KILL_GRACE_SECONDS, run_handler
 from bridge.jqfilter import FilterRuntimeError, FilterVerdict
 from bridge.lineage import is_reserved
-from bridge.lineage_store import LineageStore
 from bridge.logs import log
 from bridge.outcomes import PERMANENT_S3_ERRORS, GroupOutcome, Status, unusable_triggers
 from bridge.paths import ListedObject, PullItem, PullPlan, object_key, plan_event_pull, plan_pull
@@ -43,6 +41,9 @@ from bridge.storage import (
     error_code,
 )
 from bridge.summary import GroupReport, log_summary
+
+if TYPE_CHECKING:
+    from bridge.follow import Follower
 
 logger = logging.getLogger("bridge.engine")
 
@@ -150,9 +151,12 @@ class Engine:
         self.settings = settings
         self.command = tuple(command)
         self.storage = storage
-        self.follower = (
-            Follower(settings, LineageStore(storage.client)) if settings.records_lineage else None
-        )
+        self.follower: Follower | None = None
+        if settings.records_lineage:  # loaded only by a configuration that records lineage
+            from bridge.follow import Follower
+            from bridge.lineage_store import LineageStore
+
+            self.follower = Follower(settings, LineageStore(storage.client))
 
     def run_group(
         self, group: ExecutionGroup, context: InvocationContext | None = None

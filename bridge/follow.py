@@ -23,8 +23,8 @@ from pathlib import Path
 
 from bridge.events import ObjectEvent
 from bridge.groups import ExecutionGroup
-from bridge.lineage import LineageRecord, Unit, stale_outputs
-from bridge.lineage_store import LineageStore, Removal
+from bridge.lineage import LineageRecord, Removal, Unit, stale_outputs
+from bridge.lineage_store import LineageStore
 from bridge.logs import log
 from bridge.paths import ListedObject, PullItem
 from bridge.settings import Settings

@@ -134,6 +134,20 @@ class LineageRecord:
             raise ValueError(f"{where}: unreadable lineage record: {exc}") from None
 
 
+@dataclass(frozen=True)
+class Removal:
+    """What a removal did: outputs deleted, outputs already gone, outputs kept (key -> why)."""
+
+    removed: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
+    kept: dict[str, str] = field(default_factory=dict)
+
+    def __add__(self, other: Removal) -> Removal:
+        return Removal(
+            self.removed + other.removed, self.gone + other.gone, {**self.kept, **other.kept}
+        )
+
+
 def _text(document: Mapping[str, Any], name: str) -> str:
     value = document[name]
     if not isinstance(value, str):

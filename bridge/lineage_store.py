@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from bridge.clients import DENIED, MISSING, STALE, error_code
-from bridge.lineage import LineageRecord, Unit
+from bridge.lineage import LineageRecord, Removal, Unit
 from bridge.logs import log
 
 if TYPE_CHECKING:
@@ -28,20 +27,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 OVERWRITTEN = "overwritten since the bridge wrote it (ETag {current}, recorded {recorded})"
-
-
-@dataclass(frozen=True)
-class Removal:
-    """What a removal did: outputs deleted, outputs already gone, outputs kept (key -> why)."""
-
-    removed: tuple[str, ...] = ()
-    gone: tuple[str, ...] = ()
-    kept: dict[str, str] = field(default_factory=dict)
-
-    def __add__(self, other: Removal) -> Removal:
-        return Removal(
-            self.removed + other.removed, self.gone + other.gone, {**self.kept, **other.kept}
-        )
 
 
 class LineageStore:

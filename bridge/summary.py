@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.groups import ExecutionGroup
-from bridge.lineage_store import Removal
+from bridge.lineage import Removal
 from bridge.logs import log
 from bridge.metrics import GroupMetrics, record_group
 from bridge.outcomes import GroupOutcome, Status

@@ -22,7 +22,7 @@ from tests.conftest import subprocess_env
 
 # Not needed before the first event in lambda mode: jq without a filter; s3transfer (and
 # boto3, which imports it) before a large object; pipeline files, their YAML and rendering;
-# the other modes' code; sample payloads.
+# the other modes' code; sample payloads; lineage records without LINEAGE.
 HEAVY = (
     "jq",
     "yaml",
@@ -34,6 +34,8 @@ HEAVY = (
     "bridge.samples",
     "bridge.consumer",
     "bridge.local_aws",
+    "bridge.follow",
+    "bridge.lineage_store",
 )
 
 PROBE = f"""
@@ -91,6 +93,12 @@ def test_lambda_start_up_without_a_filter_loads_nothing_heavy() -> None:
 @pytest.mark.parametrize("program", [".", "length > 0"])
 def test_an_execution_filter_loads_jq_before_the_first_event(program: str) -> None:
     assert state_at_first_next("true", EXECUTION_FILTER_EXPR=program)["loaded"] == ["jq"]
+
+
+@pytest.mark.parametrize("env", [{"LINEAGE": "on"}, {"ON_DELETE": "remove-outputs"}])
+def test_lineage_code_loads_with_a_configuration_that_records_lineage(env: dict[str, str]) -> None:
+    loaded = state_at_first_next("true", STEP_NAME="step", **env)["loaded"]
+    assert loaded == ["bridge.follow", "bridge.lineage_store"]
 
 
 @pytest.mark.parametrize("arguments", [(), ("lambda", "--", "true", "-x")])

@@ -35,12 +35,13 @@ from bridge import backfill
 from bridge.groups import group_prefix
 from bridge.jqfilter import FilterRuntimeError
 from bridge.lineage import (
+    Removal,
     Unit,
     is_reserved,
     step_records_prefix,
     unit_of_record_key,
 )
-from bridge.lineage_store import LineageStore, Removal
+from bridge.lineage_store import LineageStore
 from bridge.pipeline.model import Pipeline, StepConfig
 
 if TYPE_CHECKING:
