@@ -26,7 +26,6 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import re
 import time
 from collections import deque
@@ -37,11 +36,7 @@ from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import quote
 
-import boto3
-import botocore.session
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.utils import parse_timestamp
 
 from bridge.awserrors import ACCESS_CODES, describe, error_code
 from bridge.events import ObjectEvent
@@ -243,28 +238,6 @@ def keep(
     selection = select_events(events, scope.match_key, scope.match_events)
     counts.unmatched += len(selection.ignored)
     return [candidates[event.key] for event in selection.kept]
-
-
-def listing_client() -> S3Client:
-    """An S3 client for long listings, on the standard boto3 chain with standard retries.
-
-    Its timestamps are read with ``datetime.fromisoformat``: botocore's general parser
-    (dateutil) costs about 0.4 ms a key, minutes of CPU for a million keys.
-    """
-    session = botocore.session.get_session()
-    factory = session.get_component("response_parser_factory")
-    factory.set_parser_defaults(timestamp_parser=_timestamp)
-    region = session.get_config_variable("region") or os.environ.get("AWS_REGION")
-    wrapped = boto3.session.Session(botocore_session=session, region_name=region)
-    return wrapped.client("s3", config=Config(retries={"mode": "standard"}))
-
-
-def _timestamp(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)  # S3's ISO 8601 form, "Z" included
-    except ValueError:
-        parsed: datetime = parse_timestamp(text)
-        return parsed
 
 
 def _pages(s3: S3Client, scope: Scope) -> Iterator[list[ExistingObject]]:

@@ -371,7 +371,7 @@ def _consume_mode(options: argparse.Namespace, command: list[str]) -> int:
 
 def _backfill_mode(options: argparse.Namespace, command: list[str]) -> int:
     from bridge import backfill
-    from bridge.storage import sqs_client
+    from bridge.storage import s3_client, sqs_client
 
     settings, _ = _configure()
     scope = _backfill_scope(options, settings)
@@ -382,7 +382,7 @@ def _backfill_mode(options: argparse.Namespace, command: list[str]) -> int:
             f"MATCH_EVENTS does not match {backfill.EVENT_NAME}: no object is backfilled",
             match_events=scope.match_events.pattern if scope.match_events else None,
         )
-    s3 = backfill.listing_client()
+    s3 = s3_client()
     listing = backfill.objects_to_backfill(s3, scope)
     if options.queue_url:
         sqs = sqs_client()

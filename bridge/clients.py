@@ -5,22 +5,26 @@ Lambda pollers or consume workers would otherwise each pay for it). It is botoco
 session, on the same credential and configuration chain as boto3's: ``import boto3`` would
 load s3transfer (about 50 ms of start-up), which only large objects need
 (``bridge.multipart``), and the bridge uses none of what boto3 adds to a client. Its model
-loader is botocore's minus two start-up costs (``ModelLoader``).
+loader is botocore's minus two start-up costs (``ModelLoader``), and its clients read S3's
+timestamps with the standard library (``parse_timestamp``).
 """
 
 from __future__ import annotations
 
+import email.utils
 import functools
 import gzip
 import json
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast, overload
 
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError, DataNotFoundError
 from botocore.loaders import JSONFileLoader, Loader, create_loader
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -51,10 +55,40 @@ def _session() -> botocore.session.Session:
         "data_loader",
         ModelLoader.like(create_loader(session.get_config_variable("data_path"))),
     )
+    session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=parse_timestamp
+    )
     # botocore reads only AWS_DEFAULT_REGION; Lambda and most tools also set AWS_REGION.
     if session.get_config_variable("region") is None and os.environ.get("AWS_REGION"):
         session.set_config_variable("region", os.environ["AWS_REGION"])
     return session
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """A timestamp of an S3 response, as botocore's own parser reads it, only faster.
+
+    botocore hands every timestamp to dateutil's general parser: about 0.4 ms each, paid for
+    every key of a listing (``LastModified``) and every GetObject and HeadObject
+    (``Last-Modified``), a fifth of the client's CPU for a folder of small objects. S3 writes
+    them in two forms, read here by the standard library: ISO 8601 in XML bodies
+    (``2026-12-03T15:12:54.000Z``) and HTTP dates in headers
+    (``Thu, 03 Dec 2026 15:12:54 GMT``). Anything else, or a time without a zone, goes to
+    botocore's parser, as before.
+    """
+    if isinstance(value, str):
+        try:
+            if value[4:5] == "-":
+                parsed: datetime | None = datetime.fromisoformat(value)
+            elif value.endswith(" GMT"):
+                parsed = email.utils.parsedate_to_datetime(value)
+            else:
+                parsed = None
+        except (ValueError, TypeError):
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    timestamp: datetime = botocore_parse_timestamp(value)
+    return timestamp
 
 
 def error_code(exc: ClientError) -> str:

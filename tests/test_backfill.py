@@ -21,6 +21,7 @@ import pytest
 from bridge import backfill
 from bridge.backfill import ExistingObject, Scope, keep, manifest_row, notification_body
 from bridge.cli import main
+from bridge.clients import s3_client
 from bridge.events import parse_sqs_body
 from tests.conftest import MotoServer, bridge_command, subprocess_env
 from tests.helpers import handler, put, versioned_bucket
@@ -534,12 +535,16 @@ def test_progress_lines_name_the_last_key_sent(
     assert lines and "last_key=k2" in lines[-1] and "objects_done=3" in lines[-1]
 
 
-def test_the_listing_client_reads_the_same_timestamps_as_botocore(bucket: Any) -> None:
+def test_the_bridges_client_lists_the_same_timestamps_as_botocore(bucket: Any) -> None:
     put(bucket, BUCKET, "a.txt")
     plain = bucket.list_objects_v2(Bucket=BUCKET)["Contents"][0]["LastModified"]
-    fast = backfill.listing_client().list_objects_v2(Bucket=BUCKET)["Contents"][0]
+    fast = s3_client().list_objects_v2(Bucket=BUCKET)["Contents"][0]
     assert fast["LastModified"] == plain and fast["LastModified"].utcoffset() is not None
-    [obj] = backfill.objects_to_backfill(backfill.listing_client(), Scope(BUCKET))
+    assert fast["LastModified"].tzinfo is UTC  # read by bridge.clients.parse_timestamp
+    head = s3_client().head_object(Bucket=BUCKET, Key="a.txt")
+    assert head["LastModified"].tzinfo is UTC
+    assert head["LastModified"] == bucket.head_object(Bucket=BUCKET, Key="a.txt")["LastModified"]
+    [obj] = backfill.objects_to_backfill(s3_client(), Scope(BUCKET))
     assert obj.last_modified == plain
 
 

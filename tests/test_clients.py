@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import botocore
 import botocore.session
 import pytest
 from botocore.exceptions import UnknownServiceError
 from botocore.loaders import JSONFileLoader, Loader, create_loader
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from bridge import clients
-from bridge.clients import ModelLoader, PlainJsonFileLoader
+from bridge.clients import ModelLoader, PlainJsonFileLoader, parse_timestamp
 
 
 @pytest.fixture
@@ -81,3 +83,30 @@ def test_model_files_decode_to_plain_dicts_equal_to_botocores(tmp_path: os.PathL
         assert model == theirs.load_file(path) and model is not None
         assert type(model) is dict and list(model) == list(theirs.load_file(path))
     assert ours.load_file(os.path.join(tmp_path, "absent")) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-03T15:12:54.000Z",  # ListObjectsV2's LastModified
+        "2026-12-03T15:12:54Z",
+        "2026-12-03T15:12:54.123456+02:00",
+        "Thu, 03 Dec 2026 15:12:54 GMT",  # GetObject's and HeadObject's Last-Modified
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+    ],
+)
+def test_timestamps_read_as_botocore_reads_them(text: str) -> None:
+    ours, theirs = parse_timestamp(text), botocore_parse_timestamp(text)
+    assert ours == theirs and ours.utcoffset() == theirs.utcoffset()
+    assert ours.isoformat() == theirs.isoformat()
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-12-03T15:12:54", "1764774774", 1764774774, "3 Dec 2026 15:12:54 -0000"]
+)
+def test_other_timestamps_go_to_botocores_parser(value: Any) -> None:
+    # No zone, epoch seconds, other forms: exactly what botocore makes of them.
+    ours = parse_timestamp(value)
+    assert ours == botocore_parse_timestamp(value) and type(ours.tzinfo) is type(
+        botocore_parse_timestamp(value).tzinfo
+    )
