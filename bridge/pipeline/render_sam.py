@@ -150,7 +150,7 @@ def batch_operations_role(pipeline: Pipeline) -> dict[str, Any]:
     reports in the ``BatchOperationsBucketName`` bucket; created only when that is given."""
     functions = [f"{logical_id(step.name)}Function" for step in pipeline.steps]
     bucket = f"arn:${{AWS::Partition}}:s3:::${{{BATCH_OPERATIONS_BUCKET}}}"
-    statements = [
+    statements: list[dict[str, Any]] = [
         {
             "Sid": "InvokeFunctions",
             "Effect": "Allow",
@@ -186,25 +186,37 @@ def batch_operations_role(pipeline: Pipeline) -> dict[str, Any]:
     return {
         "Type": "AWS::IAM::Role",
         "Condition": HAS_BATCH_OPERATIONS,
-        "Properties": {
-            "Description": f"S3 Batch Operations jobs of pipeline {pipeline.name}",
-            "AssumeRolePolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "batchoperations.s3.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            },
-            "Policies": [
+        "Properties": _role_properties(
+            f"S3 Batch Operations jobs of pipeline {pipeline.name}",
+            "batchoperations.s3.amazonaws.com",
+            f"{pipeline.name}-batch-operations",
+            statements,
+        ),
+    }
+
+
+def _role_properties(
+    description: str, service: str, policy_name: str, statements: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """An IAM role's properties: ``service`` may assume it; one inline policy."""
+    return {
+        "Description": description,
+        "AssumeRolePolicyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
                 {
-                    "PolicyName": f"{pipeline.name}-batch-operations",
-                    "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
                 }
             ],
         },
+        "Policies": [
+            {
+                "PolicyName": policy_name,
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+            }
+        ],
     }
 
 
@@ -345,25 +357,12 @@ def _step_resources(pipeline: Pipeline, step: StepConfig) -> dict[str, Any]:
         },
         f"{part}Role": {
             "Type": "AWS::IAM::Role",
-            "Properties": {
-                "Description": f"s3-event-bridge pipeline {pipeline.name}, step {step.name}",
-                "AssumeRolePolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                },
-                "Policies": [
-                    {
-                        "PolicyName": f"{pipeline.name}-{step.name}",
-                        "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
-                    }
-                ],
-            },
+            "Properties": _role_properties(
+                f"s3-event-bridge pipeline {pipeline.name}, step {step.name}",
+                "lambda.amazonaws.com",
+                f"{pipeline.name}-{step.name}",
+                statements,
+            ),
         },
         f"{part}Function": function,
     }
