@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 
     from bridge.multipart import LargeTransfers
 
-_DIGEST_FIELDS = ("ETag", "ServerSideEncryption", "SSECustomerAlgorithm")
-
 
 @dataclass(frozen=True)
 class PullResult:
@@ -61,15 +59,14 @@ class PullResult:
 @dataclass
 class ResponseRecorder:
     """Keeps what GetObject responses say of each object, so pulls need no HeadObject:
-    ``bridge-depth``, LastModified (an events-scope pull learns it only there), and the
-    ETag and encryption that tell whether the ETag is an MD5.
+    ``bridge-depth``, LastModified (an events-scope pull learns it only there) and the ETag.
 
     A hook on the client sees the ranged GETs s3transfer makes as well as the bridge's own.
     """
 
     depths: dict[tuple[str, str], int] = field(default_factory=dict)
     modified: dict[tuple[str, str], int] = field(default_factory=dict)
-    fields: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    etags: dict[tuple[str, str], str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -81,10 +78,13 @@ class ResponseRecorder:
             return
         depth = parse_depth(parsed.get("Metadata", {}))
         modified = parsed.get("LastModified")
-        kept = {name: parsed[name] for name in _DIGEST_FIELDS if name in parsed}
+        etag = parsed.get("ETag")
         with self.lock:
             self.depths[target] = depth
-            self.fields[target] = kept
+            if etag is not None:
+                self.etags[target] = str(etag).strip('"')
+            else:
+                self.etags.pop(target, None)
             if modified is not None:
                 self.modified[target] = epoch_ns(modified)
 
@@ -94,20 +94,12 @@ class ResponseRecorder:
         """The depths, LastModified (ns) and ETags recorded for ``keys``, forgetting them."""
         keys = list(keys)
         with self.lock:
-            etags = {}
-            for key in keys:
-                answered = self.fields.pop((bucket, key), {})
-                if "ETag" in answered:
-                    etags[key] = str(answered["ETag"]).strip('"')
+            etags = {k: self.etags.pop((bucket, k)) for k in keys if (bucket, k) in self.etags}
             depths = {k: self.depths.pop((bucket, k)) for k in keys if (bucket, k) in self.depths}
             modified = {
                 k: self.modified.pop((bucket, k)) for k in keys if (bucket, k) in self.modified
             }
         return depths, modified, etags
-
-    def fields_of(self, bucket: str, key: str) -> dict[str, Any]:
-        with self.lock:
-            return dict(self.fields.get((bucket, key), {}))
 
 
 class Puller:
