@@ -52,7 +52,7 @@ class Lookups:
         request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         while True:
             page = self.client.list_objects_v2(**request)
-            listed.extend(_listed_object(dict(entry)) for entry in page.get("Contents", []))
+            listed.extend(listed_object(dict(entry)) for entry in page.get("Contents", []))
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return listed
@@ -111,7 +111,8 @@ class Lookups:
         return parse_depth(response.get("Metadata", {}))
 
 
-def _listed_object(entry: dict[str, Any]) -> ListedObject:
+def listed_object(entry: dict[str, Any]) -> ListedObject:
+    """A ``Contents`` entry of ListObjectsV2 as the engine sees it (pure)."""
     modified = entry["LastModified"]
     listing = {k: v for k, v in entry.items() if k != "LastModified"}
     # ISO 8601 as the AWS CLI prints it, so filters written against its output work here.

@@ -202,12 +202,13 @@ def step_status(step: StepConfig, s3: S3Client) -> StepStatus:
     if not step.settings.records_lineage:
         status.tracked = False
         return status
-    listed = [
-        backfill.ExistingObject.from_listing(source, entry)
+    entries = [
+        dict(entry)
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source, Prefix=scope.prefix)
         for entry in page.get("Contents", [])
         if not is_reserved(entry["Key"])
     ]
+    listed = [backfill.ExistingObject.from_listing(source, entry) for entry in entries]
     inputs = backfill.keep(listed, scope)
     store = LineageStore(s3)
     records = _records(s3, store, step, source, target)
@@ -220,8 +221,11 @@ def step_status(step: StepConfig, s3: S3Client) -> StepStatus:
         return record.inputs if record is not None else {}
 
     def waits(prefix: str) -> bool:
-        verdict = _filter_verdict(step, s3, source, prefix)
-        return verdict is False
+        # The group's listing is part of the step's, unless PULL_PARENT_DIRS reaches above it.
+        known = None
+        if prefix.startswith(scope.prefix):
+            known = [entry for entry in entries if str(entry["Key"]).startswith(prefix)]
+        return _filter_verdict(step, s3, source, prefix, known) is False
 
     parent_dirs = step.settings.pull_parent_dirs
     present = {obj.key for obj in listed}
@@ -248,14 +252,26 @@ def _records(
     return found
 
 
-def _filter_verdict(step: StepConfig, s3: S3Client, bucket: str, prefix: str) -> bool | None:
-    """The step's execution filter on the group's listing now; None without a filter."""
+def _filter_verdict(
+    step: StepConfig,
+    s3: S3Client,
+    bucket: str,
+    prefix: str,
+    entries: Sequence[dict[str, Any]] | None = None,
+) -> bool | None:
+    """The step's execution filter on the group's listing now; None without a filter.
+
+    ``entries``: the group's ``Contents`` entries when already listed (else listed here).
+    """
     program = step.settings.execution_filter
     if program is None:
         return None
-    from bridge.listing import Lookups
+    from bridge.listing import Lookups, listed_object
 
-    listed = Lookups(s3, 1).list_objects(bucket, prefix)
+    if entries is None:
+        listed = Lookups(s3, 1).list_objects(bucket, prefix)
+    else:
+        listed = [listed_object(entry) for entry in entries]
     try:
         return program.evaluate([o.listing for o in listed if not is_reserved(o.key)]).proceed
     except FilterRuntimeError:
